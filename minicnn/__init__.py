@@ -1,0 +1,22 @@
+"""minicnn: a small deep-learning engine written from scratch on NumPy (CPU) and CuPy (GPU).
+
+    import minicnn
+    x = minicnn.randn(2, 3, requires_grad=True)
+    y = (x * x).sum()
+    y.backward()            # x.grad == 2 * x
+
+Modules: ``backend`` (NumPy or CuPy), ``autograd`` (Tensor, backward), ``kernels`` (plain-array
+conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
+``architectures``, ``data``; ``gradcheck`` checks gradients numerically.
+"""
+import numpy as _np
+
+from .backend import cuda_available, manual_seed
+from .autograd import (Function, Tensor, arange, cat, enable_grad, full, is_grad_enabled, maximum, minimum,
+                       no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
+from .gradcheck import GradcheckError, gradcheck
+
+float16, float32, float64 = _np.float16, _np.float32, _np.float64
+int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
+
+__version__ = "0.1.0"

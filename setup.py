@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A small deep-learning engine written from scratch on NumPy (CPU) and CuPy (GPU), "
+                "with the five classic CNNs: LeNet-5, AlexNet, VGG, GoogLeNet and ResNet.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "tqdm>=4.60",          # progress bars for training and downloads
+    ],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "plot": ["matplotlib>=3.5"],
+        "image": ["Pillow>=9"],
+        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "threadpoolctl>=3"],
+    },
+    entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
+)
