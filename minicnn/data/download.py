@@ -34,6 +34,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import uuid
 
 # ----------------------------------------------------------------------------
 # What each dataset is made of
@@ -251,13 +252,16 @@ def download_url(url, path, md5=None, progress=True, timeout=None):
     renamed to ``path`` only when complete and (if ``md5`` is given) correct.
     On any failure the temporary file is removed and the error raised:
     :class:`ChecksumError` for a wrong MD5, :class:`DownloadError` for a
-    short download, ``urllib.error.URLError``/``OSError`` for network errors.
+    short or broken-off download, ``urllib.error.URLError``/``OSError`` for
+    network errors (an HTTP error status is a ``urllib.error.HTTPError``).
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     filename = os.path.basename(path)
     request = urllib.request.Request(url, headers={'User-Agent': 'minicnn-data/1.0'})
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{filename}.', suffix='.part')
+    # like tempfile.mkstemp, but with the usual permissions (0666 & ~umask), not 0600
+    tmp = os.path.join(folder, f'.{filename}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
     try:
         h = hashlib.md5(usedforsecurity=False)
         got = 0
@@ -272,6 +276,9 @@ def download_url(url, path, md5=None, progress=True, timeout=None):
                     h.update(block)
                     got += len(block)
                     bar.update(len(block))
+            except http.client.HTTPException as e:   # e.g. the server hung up mid-file
+                raise DownloadError(f'{url}: download of {filename} broke off after {got} '
+                                    f'bytes ({type(e).__name__})') from e
             finally:
                 bar.close()
             out.flush()
@@ -310,7 +317,8 @@ def download_file(name, filename, md5, folder, mirrors=None, progress=True):
             return download_url(url, path, md5=md5, progress=progress)
         except (DataError, OSError, ValueError, http.client.HTTPException) as e:
             errors.append((url, e))
-    tried = '\n'.join(f'  {url}: {err}' for url, err in errors) or '  (no mirrors configured)'
+    lines = [str(err) if str(err).startswith(url) else f'{url}: {err}' for url, err in errors]
+    tried = '\n'.join(f'  {line}' for line in lines) or '  (no mirrors configured)'
     raise DownloadError(
         f'could not download {filename} ({name}, MD5 {md5}) into {folder}. Tried:\n{tried}\n'
         f'Check the network, point MINICNN_MIRROR at a working mirror, or place a good '

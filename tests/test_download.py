@@ -1,0 +1,400 @@
+"""minicnn.data.download: look-up, MD5 checks, atomic downloads from a local HTTP server, CIFAR-10.
+
+The server runs on 127.0.0.1 (an ephemeral port) in a thread and serves:
+  mnist/    copies of the real MNIST t10k .gz files (skipped if not available)
+  corrupt/  t10k-labels-idx1-ubyte.gz with changed bytes (MD5 mismatch)
+  empty/    nothing (404)
+  short/    any name: announces 1000 bytes, sends 10, hangs up
+  cifar10/  a small CIFAR-10 archive written by the tests
+"""
+import functools
+import hashlib
+import http.server
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+
+from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DatasetNotFoundError,
+                          DownloadError, get_dataset)
+from minicnn.data import download as dl
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+T10K = ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
+T10K_FIRST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def real_mnist_dir():
+    """Folder with the real MNIST .gz files ($MINICNN_DATA or <repo>/../shared/data), or None."""
+    base = os.environ.get('MINICNN_DATA') or os.path.join(os.path.dirname(REPO), 'shared', 'data')
+    d = os.path.join(base, 'mnist')
+    return d if all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
+
+
+def md5_of(path):
+    return hashlib.md5(open(path, 'rb').read()).hexdigest()
+
+
+# ----------------------------------------------------------------------------
+# A small CIFAR-10 in the documented format
+# ----------------------------------------------------------------------------
+
+CIFAR_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
+               'truck']
+
+
+def write_fake_cifar(folder, per_batch=3, seed=0):
+    """Write cifar-10-batches-py/ (5 train batches + test batch + meta) under ``folder``.
+
+    Returns (train_x, train_y, test_x, test_y) as the loader should see them.
+    """
+    rng = np.random.default_rng(seed)
+    d = os.path.join(folder, 'cifar-10-batches-py')
+    os.makedirs(d, exist_ok=True)
+    xs, ys = [], []
+    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
+        batch = {b'batch_label': name.encode(), b'labels': labels, b'data': data,
+                 b'filenames': [f'img{i}.png'.encode() for i in range(per_batch)]}
+        with open(os.path.join(d, name), 'wb') as f:
+            pickle.dump(batch, f, protocol=2)
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(np.array(labels))
+    with open(os.path.join(d, 'batches.meta'), 'wb') as f:
+        pickle.dump({b'label_names': [n.encode() for n in CIFAR_NAMES], b'num_vis': 3072,
+                     b'num_cases_per_batch': per_batch}, f, protocol=2)
+    return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
+
+
+def make_cifar_archive(path, src_folder):
+    """Pack ``src_folder/cifar-10-batches-py`` into a .tar.gz like the official one."""
+    with tarfile.open(path, 'w:gz') as tar:
+        tar.add(os.path.join(src_folder, 'cifar-10-batches-py'), arcname='cifar-10-batches-py')
+    return path
+
+
+@pytest.fixture(scope='module')
+def fake_cifar(tmp_path_factory):
+    """A fake CIFAR-10: its source folder, archive, arrays and checksums."""
+    src = str(tmp_path_factory.mktemp('cifar-src'))
+    arrays = write_fake_cifar(src)
+    archive = make_cifar_archive(os.path.join(src, 'cifar-10-python.tar.gz'), src)
+    batches = os.path.join(src, 'cifar-10-batches-py')
+    md5s = {f: md5_of(os.path.join(batches, f)) for f in os.listdir(batches)}
+    return {'src': src, 'archive': archive, 'arrays': arrays, 'md5s': md5s,
+            'archive_md5': md5_of(archive)}
+
+
+@pytest.fixture
+def cifar_md5_override(monkeypatch, fake_cifar):
+    """Make RESOURCES['cifar10'] expect the fake files' checksums."""
+    res = dict(dl.RESOURCES['cifar10'])
+    res['archive'] = (res['archive'][0], fake_cifar['archive_md5'])
+    res['files'] = {f: fake_cifar['md5s'][f] for f in res['files']}
+    monkeypatch.setitem(dl.RESOURCES, 'cifar10', res)
+    return res
+
+
+# ----------------------------------------------------------------------------
+# The local HTTP server
+# ----------------------------------------------------------------------------
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith('/short/'):
+            self.send_response(200)
+            self.send_header('Content-Length', '1000')
+            self.end_headers()
+            self.wfile.write(b'0123456789')
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory, fake_cifar):
+    """Serve a folder over HTTP on 127.0.0.1; yields (base_url, folder)."""
+    root = tmp_path_factory.mktemp('www')
+    for sub in ('mnist', 'corrupt', 'empty', 'cifar10'):
+        (root / sub).mkdir()
+    real = real_mnist_dir()
+    if real:
+        for f in T10K:
+            shutil.copy(os.path.join(real, f), root / 'mnist' / f)
+        bad = bytearray((root / 'mnist' / T10K[1]).read_bytes())
+        bad[100:110] = b'corruption'
+        (root / 'corrupt' / T10K[1]).write_bytes(bytes(bad))
+        shutil.copy(os.path.join(real, T10K[0]), root / 'corrupt' / T10K[0])
+    shutil.copy(fake_cifar['archive'], root / 'cifar10')
+    handler = functools.partial(_Handler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{httpd.server_address[1]}', root
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No $MINICNN_DATA, no $MINICNN_MIRROR, an empty cache in tmp_path/cache."""
+    monkeypatch.delenv('MINICNN_DATA', raising=False)
+    monkeypatch.delenv('MINICNN_MIRROR', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    return tmp_path
+
+
+needs_mnist = pytest.mark.skipif(real_mnist_dir() is None,
+                                 reason='real MNIST files not found ($MINICNN_DATA or ../shared/data)')
+
+
+def leftovers(folder):
+    """Temporary download / extraction files left in ``folder``."""
+    return [f for f in os.listdir(folder) if f.endswith('.part') or f.startswith('.')]
+
+
+# ----------------------------------------------------------------------------
+# Look-up order
+# ----------------------------------------------------------------------------
+
+def test_search_roots_order(isolated, monkeypatch):
+    cache = str(isolated / 'cache' / 'minicnn')
+    assert dl.default_cache_dir() == cache
+    assert dl.search_roots() == [cache]
+    monkeypatch.setenv('MINICNN_DATA', str(isolated / 'env'))
+    assert dl.search_roots(isolated / 'mine') == [str(isolated / 'mine'), str(isolated / 'env'),
+                                                  cache]
+    assert dl.candidate_dirs('mnist', isolated / 'mine')[:3] == [
+        str(isolated / 'mine' / 'mnist'), str(isolated / 'mine'), str(isolated / 'env' / 'mnist')]
+    monkeypatch.delenv('XDG_CACHE_HOME')
+    monkeypatch.setenv('HOME', str(isolated / 'home'))
+    assert dl.default_cache_dir() == str(isolated / 'home' / '.cache' / 'minicnn')
+
+
+def test_mirrors_env_override(monkeypatch):
+    monkeypatch.delenv('MINICNN_MIRROR', raising=False)
+    assert dl.mirrors_for('mnist') == dl.MIRRORS['mnist']
+    monkeypatch.setenv('MINICNN_MIRROR', 'http://a/{name}/, http://b/')
+    assert dl.mirrors_for('fashion-mnist') == ['http://a/fashion-mnist/', 'http://b/']
+
+
+@needs_mnist
+def test_env_var_is_searched_before_cache(isolated, monkeypatch):
+    monkeypatch.setenv('MINICNN_DATA', os.path.dirname(real_mnist_dir()))
+    ds = MNIST(train=False, download=False)
+    assert ds.root == real_mnist_dir()
+    assert not (isolated / 'cache').exists()
+
+
+# ----------------------------------------------------------------------------
+# Checksums
+# ----------------------------------------------------------------------------
+
+def test_md5_is_computed_once_per_file_version(tmp_path):
+    p = tmp_path / 'f.bin'
+    p.write_bytes(b'a' * 1000)
+    first = dl.md5sum(str(p))
+    assert first == hashlib.md5(b'a' * 1000).hexdigest()
+    st = os.stat(p)
+    p.write_bytes(b'b' * 1000)                            # same size, mtime put back:
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert dl.md5sum(str(p)) == first                     # ... served from the cache
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert dl.md5sum(str(p)) == hashlib.md5(b'b' * 1000).hexdigest()
+
+
+def test_corrupt_local_file_gives_clear_error(isolated, monkeypatch, server):
+    base, _ = server
+    monkeypatch.setenv('MINICNN_MIRROR', f'{base}/mnist/')
+    folder = isolated / 'root' / 'mnist'
+    folder.mkdir(parents=True)
+    bad = folder / 't10k-images-idx3-ubyte.gz'
+    bad.write_bytes(b'not really gzip')
+    found = hashlib.md5(b'not really gzip').hexdigest()
+    with pytest.raises(ChecksumError) as err:
+        MNIST(root=isolated / 'root', train=False)
+    msg = str(err.value)
+    assert str(bad) in msg and dl.RESOURCES['mnist']['files'][bad.name] in msg and found in msg
+    assert 'Delete' in msg and 'download=True' in msg
+    assert bad.read_bytes() == b'not really gzip'           # not silently replaced
+
+
+# ----------------------------------------------------------------------------
+# Downloads from the local server
+# ----------------------------------------------------------------------------
+
+@needs_mnist
+def test_download_good_files_into_root(isolated, monkeypatch, server):
+    base, _ = server
+    monkeypatch.setenv('MINICNN_MIRROR', base + '/{name}')
+    root = isolated / 'root'
+    ds = MNIST(root=root, train=False, download=True)
+    assert ds.data.shape == (10000, 1, 28, 28)
+    assert list(ds.targets[:10]) == T10K_FIRST_LABELS
+    folder = root / 'mnist'
+    assert sorted(os.listdir(folder)) == sorted(T10K) and not leftovers(folder)
+    for f in T10K:
+        assert md5_of(folder / f) == dl.RESOURCES['mnist']['files'][f]
+    # found again locally, without the network
+    monkeypatch.setenv('MINICNN_MIRROR', base + '/empty/')
+    assert list(MNIST(root=root, train=False, download=False).targets[:10]) == T10K_FIRST_LABELS
+
+
+@needs_mnist
+def test_download_into_cache_via_module_mirrors(isolated, monkeypatch, server):
+    base, _ = server
+    monkeypatch.setitem(dl.MIRRORS, 'mnist', [base + '/empty/', base + '/mnist/'])   # 404, then good
+    ds = get_dataset('mnist', train=False)
+    assert list(ds.targets[:10]) == T10K_FIRST_LABELS
+    assert ds.root == str(isolated / 'cache' / 'minicnn' / 'mnist')
+    assert not leftovers(ds.root)
+
+
+def test_missing_everywhere_gives_clear_error(isolated, monkeypatch, server):
+    base, _ = server
+    monkeypatch.setenv('MINICNN_MIRROR', base + '/empty/')
+    with pytest.raises(DownloadError) as err:
+        MNIST(root=isolated / 'root', train=False)
+    msg = str(err.value)
+    assert 't10k-images-idx3-ubyte.gz' in msg and '404' in msg and base + '/empty/' in msg
+    assert 'MINICNN_MIRROR' in msg
+    assert len(err.value.errors) == 1
+    folder = isolated / 'root' / 'mnist'
+    assert not (folder / 't10k-images-idx3-ubyte.gz').exists() and not leftovers(folder)
+
+
+@needs_mnist
+def test_corrupt_download_is_discarded(isolated, monkeypatch, server):
+    base, www = server
+    monkeypatch.setenv('MINICNN_MIRROR', base + '/corrupt/')
+    with pytest.raises(DownloadError) as err:
+        MNIST(root=isolated / 'root', train=False)
+    msg = str(err.value)
+    expected = dl.RESOURCES['mnist']['files']['t10k-labels-idx1-ubyte.gz']
+    found = md5_of(www / 'corrupt' / 't10k-labels-idx1-ubyte.gz')
+    assert 't10k-labels-idx1-ubyte.gz' in msg and expected in msg and found in msg
+    assert isinstance(err.value.errors[0][1], ChecksumError)
+    folder = isolated / 'root' / 'mnist'
+    assert not (folder / 't10k-labels-idx1-ubyte.gz').exists()     # never at the final name
+    assert (folder / 't10k-images-idx3-ubyte.gz').exists()          # the good one was kept
+    assert not leftovers(folder)
+
+
+@needs_mnist
+def test_corrupt_mirror_falls_back_to_good_one(isolated, monkeypatch, server):
+    base, _ = server
+    monkeypatch.setenv('MINICNN_MIRROR', f'{base}/corrupt/ {base}/mnist/')
+    ds = MNIST(root=isolated / 'root', train=False)
+    assert list(ds.targets[:10]) == T10K_FIRST_LABELS
+
+
+def test_short_download_never_reaches_final_name(isolated, server):
+    base, _ = server
+    target = isolated / 'dl' / 'file.bin'
+    with pytest.raises(DownloadError, match='file.bin'):
+        dl.download_url(base + '/short/file.bin', str(target), progress=False)
+    assert not target.exists() and not leftovers(target.parent)
+
+
+def test_download_url_checks_md5(isolated, server, fake_cifar):
+    base, _ = server
+    target = isolated / 'dl' / 'cifar-10-python.tar.gz'
+    url = base + '/cifar10/cifar-10-python.tar.gz'
+    with pytest.raises(ChecksumError, match='0' * 32):
+        dl.download_url(url, str(target), md5='0' * 32, progress=False)
+    assert not target.exists() and not leftovers(target.parent)
+    dl.download_url(url, str(target), md5=fake_cifar['archive_md5'], progress=False)
+    assert md5_of(target) == fake_cifar['archive_md5']
+
+
+# ----------------------------------------------------------------------------
+# CIFAR-10 (small files in the documented format)
+# ----------------------------------------------------------------------------
+
+def check_cifar(ds, x, y):
+    assert ds.data.shape == x.shape and ds.data.dtype == np.uint8
+    assert ds.targets.dtype == np.int64
+    np.testing.assert_array_equal(ds.data, x)
+    np.testing.assert_array_equal(ds.targets, y)
+    assert ds.classes == CIFAR_NAMES
+    img, label = ds[1]
+    assert img.shape == (3, 32, 32) and label == y[1]
+
+
+def test_cifar_from_extracted_folder(isolated, cifar_md5_override, fake_cifar):
+    tr_x, tr_y, te_x, te_y = fake_cifar['arrays']
+    shutil.copytree(os.path.join(fake_cifar['src'], 'cifar-10-batches-py'),
+                    isolated / 'root' / 'cifar10' / 'cifar-10-batches-py')
+    ds = CIFAR10(root=isolated / 'root', train=True, download=False)
+    assert len(ds) == 15
+    check_cifar(ds, tr_x, tr_y)
+    check_cifar(CIFAR10(root=isolated / 'root', train=False, download=False), te_x, te_y)
+    # published checksums apply when not overridden: the fake batches are "corrupt"
+    cifar_md5_override['files'] = dict(dl.RESOURCES['cifar10']['files'],
+                                       data_batch_1='c99cafc152244af753f735de768cd75f')
+    with pytest.raises(ChecksumError, match='data_batch_1'):
+        CIFAR10(root=isolated / 'root', train=True, download=False)
+
+
+def test_cifar_extracts_local_archive(isolated, cifar_md5_override, fake_cifar):
+    tr_x, tr_y, _, _ = fake_cifar['arrays']
+    folder = isolated / 'root' / 'cifar10'
+    folder.mkdir(parents=True)
+    shutil.copy(fake_cifar['archive'], folder)
+    check_cifar(CIFAR10(root=isolated / 'root', download=False), tr_x, tr_y)
+    assert (folder / 'cifar-10-batches-py' / 'test_batch').is_file()
+    assert not leftovers(folder)
+
+
+def test_cifar_downloads_and_extracts(isolated, monkeypatch, server, cifar_md5_override,
+                                      fake_cifar):
+    base, _ = server
+    monkeypatch.setenv('MINICNN_MIRROR', base + '/{name}/')
+    _, _, te_x, te_y = fake_cifar['arrays']
+    ds = get_dataset('CIFAR-10', train=False)
+    check_cifar(ds, te_x, te_y)
+    cache = isolated / 'cache' / 'minicnn' / 'cifar10'
+    assert (cache / 'cifar-10-python.tar.gz').is_file() and not leftovers(cache)
+
+
+def test_cifar_archive_with_wrong_md5(isolated, monkeypatch, fake_cifar):
+    monkeypatch.setitem(dl.RESOURCES['cifar10'], 'archive',
+                        ('cifar-10-python.tar.gz', 'c58f30108f718f92721af3b95e74349a'))
+    folder = isolated / 'root' / 'cifar10'
+    folder.mkdir(parents=True)
+    shutil.copy(fake_cifar['archive'], folder)
+    with pytest.raises(ChecksumError) as err:
+        CIFAR10(root=isolated / 'root', download=False)
+    assert 'c58f30108f718f92721af3b95e74349a' in str(err.value)
+    assert fake_cifar['archive_md5'] in str(err.value)
+    assert not (folder / 'cifar-10-batches-py').exists()
+
+
+def test_cifar_not_found(isolated):
+    with pytest.raises(DatasetNotFoundError, match='cifar-10-python.tar.gz'):
+        CIFAR10(root=isolated / 'root', download=False)
+
+
+def test_unsafe_archive_member_is_refused(tmp_path):
+    archive = tmp_path / 'evil.tar.gz'
+    with tarfile.open(archive, 'w:gz') as tar:
+        data = b'gotcha'
+        info = tarfile.TarInfo('../escaped.txt')
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    dest = tmp_path / 'out'
+    with pytest.raises(DataError, match='evil.tar.gz'):
+        dl.extract_archive(str(archive), str(dest))
+    assert not (tmp_path / 'escaped.txt').exists() and os.listdir(dest) == []
