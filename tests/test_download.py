@@ -138,7 +138,8 @@ def server(tmp_path_factory, fake_cifar):
     shutil.copy(fake_cifar['archive'], root / 'cifar10')
     handler = functools.partial(_Handler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield f'http://127.0.0.1:{httpd.server_address[1]}', root
