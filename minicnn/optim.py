@@ -1,0 +1,571 @@
+"""Optimizers and learning-rate schedulers, with PyTorch's update rules and state layout.
+
+An optimizer holds *parameter groups*: dicts with a list of tensors under ``'params'``
+and the hyper-parameters of that group (``'lr'``, ``'weight_decay'``...), so that, for
+example, biases and BatchNorm weights can be trained without weight decay::
+
+    opt = SGD([{"params": weights, "weight_decay": 5e-4},
+               {"params": biases}], lr=0.1, momentum=0.9)
+    for x, y in loader:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()              # p.data -= lr * (update), for every p with a gradient
+    scheduler.step()            # once per epoch: sets group['lr'] for the next epoch
+
+Conventions shared by every optimizer here:
+
+* a parameter whose ``grad`` is ``None`` is skipped (its state is not touched);
+* the update is written *in place* into ``p.data`` (views of it stay valid), and
+  ``p.grad`` is never written to (a gradient array may be shared by two tensors);
+* the optimizer's own state buffers (momentum, moving averages) are updated in place
+  with ``*=``, ``+=`` and ``out=`` so that a step allocates as little as possible;
+* hyper-parameters are read from the group at every step as Python floats, so a
+  float32 parameter stays float32 (NumPy 2 would promote it with a float64 scalar)
+  and ``group['lr'] = ...`` takes effect at the next step.
+
+Schedulers compute the learning rate in *closed form* from the epoch counter
+(``last_epoch``) and the initial learning rates (``base_lrs``), so restoring their
+``state_dict`` reproduces the schedule exactly.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import numbers
+from collections import defaultdict
+
+from . import backend
+from .autograd import Tensor, enable_grad
+from .backend import get_array_module
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
+           "LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
+           "SequentialLR"]
+
+
+# =========================================================================== optimizers
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``zero_grad``, ``step``, ``state_dict``.
+
+    ``params`` is an iterable of Tensors, or of dicts (parameter groups) each with a
+    ``'params'`` entry and optional hyper-parameters that override ``defaults``.
+    A subclass implements ``_update(p, grad, state, group)`` for one parameter and,
+    optionally, ``_check(group)`` to validate a group's hyper-parameters.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = defaultdict(dict)   # Tensor -> dict of buffers (keyed by identity)
+        self.param_groups = []
+        if isinstance(params, Tensor):
+            raise TypeError(f"{self._name}: params must be an iterable of Tensors or of dicts, "
+                            f"got a single Tensor (wrap it in a list)")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{self._name}: params must be an ordered collection (list, generator), "
+                            f"not a set: its order changes from run to run")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{self._name}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (e.g. the layers unfrozen for fine-tuning) with its own options."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{self._name}: a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{self._name}: a parameter group needs a 'params' entry, "
+                             f"got keys {sorted(param_group)}")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{self._name}: a group's params must be ordered (a list), not a set")
+        group["params"] = list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{self._name}: can only optimize Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{self._name}: can't optimize a non-leaf Tensor (one computed by an op); "
+                                 f"optimize the leaves it was computed from")
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        seen = set()
+        for other in self.param_groups:
+            seen.update(id(p) for p in other["params"])
+        ids = [id(p) for p in group["params"]]
+        if len(set(ids)) != len(ids) or seen.intersection(ids):
+            raise ValueError(f"{self._name}: a parameter appears more than once in the parameter groups "
+                             f"(it would be updated twice per step)")
+        self._check(group)
+        self.param_groups.append(group)
+
+    def _check(self, group: dict) -> None:
+        """Raise ``ValueError`` for invalid hyper-parameters (overridden by each optimizer)."""
+
+    def _check_nonnegative(self, group, key, what):
+        if not isinstance(group[key], numbers.Real):
+            raise TypeError(f"{self._name}: {what} must be a number, got {group[key]!r}")
+        if not group[key] >= 0.0:
+            raise ValueError(f"{self._name}: invalid {what} {group[key]}")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: ``p.grad = None`` (default), or fresh zero arrays when ``set_to_none=False``.
+
+        The old gradient array is never zeroed in place: another tensor may share it.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad = get_array_module(p.grad).zeros_like(p.grad)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; return ``closure()`` if one is given.
+
+        ``closure`` re-evaluates the model and returns the loss (as in PyTorch).
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if grad.shape != p.data.shape:
+                    raise ValueError(f"{self._name}: gradient of shape {tuple(grad.shape)} does not match "
+                                     f"its parameter's shape {tuple(p.data.shape)}")
+                self._update(p, grad, self.state[p], group)
+        return loss
+
+    def _update(self, p, grad, state, group):
+        raise NotImplementedError
+
+    # ---- saving and restoring
+
+    def state_dict(self) -> dict:
+        """``{'state': {index: {name: value}}, 'param_groups': [{..., 'params': [index, ...]}]}``.
+
+        Parameters are numbered 0, 1, 2... over all groups in order (PyTorch's layout), so
+        the dict does not depend on object identities.  Arrays are *copies* (on the
+        parameter's device), so later steps do not change a saved dict.
+        """
+        index, groups, n = {}, [], 0
+        for group in self.param_groups:
+            ids = list(range(n, n + len(group["params"])))
+            index.update({id(p): i for p, i in zip(group["params"], ids)})
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+            n += len(ids)
+        state = {}
+        for p, s in self.state.items():
+            if s and id(p) in index:
+                state[index[id(p)]] = {k: (v.copy() if hasattr(v, "shape") else v) for k, v in s.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a ``state_dict()``: hyper-parameters of each group and the state of each parameter.
+
+        The groups must have the same number of parameters, and each saved buffer the shape
+        of its parameter; buffers are copied onto the parameter's device and dtype.
+        """
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{self._name}.load_state_dict: the state dict has {len(saved_groups)} parameter "
+                             f"group(s), this optimizer has {len(self.param_groups)}")
+        params = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{self._name}.load_state_dict: parameter group {i} has {len(saved['params'])} "
+                                 f"parameter(s) in the state dict, {len(group['params'])} in this optimizer")
+            params.extend(zip(saved["params"], group["params"]))
+        by_index = dict(params)
+        new_state = defaultdict(dict)
+        for key, saved in state_dict["state"].items():
+            if key not in by_index:
+                raise ValueError(f"{self._name}.load_state_dict: state for parameter {key}, "
+                                 f"which is in no parameter group")
+            p = by_index[key]
+            for name, value in saved.items():
+                if hasattr(value, "shape"):
+                    if tuple(value.shape) != tuple(p.shape):
+                        raise ValueError(f"{self._name}.load_state_dict: state {name!r} of parameter {key} has "
+                                         f"shape {tuple(value.shape)}, the parameter has shape {tuple(p.shape)}")
+                    value = backend.to_device(value, p.device).astype(p.dtype, copy=True)
+                new_state[p][name] = value
+        # Everything checked: now change the optimizer.
+        self.state = new_state
+        for saved, group in zip(saved_groups, self.param_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+
+    def __repr__(self):
+        lines = [f"{self._name} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params")
+        return "\n".join(lines + [")"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    g = grad (+ weight_decay * p);  buf = g on the first step, then buf = momentum * buf + (1 - dampening) * g;
+    g = g + momentum * buf (nesterov) or g = buf;  p -= lr * g.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def _check(self, group):
+        self._check_nonnegative(group, "lr", "learning rate")
+        self._check_nonnegative(group, "momentum", "momentum value")
+        self._check_nonnegative(group, "weight_decay", "weight_decay value")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{self._name}: Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def _update(self, p, grad, state, group):
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        g = -grad if group["maximize"] else grad               # never modify grad itself
+        if weight_decay != 0:
+            g = g + weight_decay * p.data                       # L2 penalty: d/dp (wd/2 |p|^2)
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()       # first step: buf = g
+            else:
+                buf *= momentum
+                buf += g if dampening == 0 else (1.0 - dampening) * g
+            g = g + momentum * buf if group["nesterov"] else buf
+        p.data -= lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam``; ``weight_decay`` adds the L2 term to the gradient.
+
+    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
+    with v replaced by its running maximum when ``amsgrad``.
+    """
+
+    decoupled_weight_decay = False   # AdamW: True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _check(self, group):
+        self._check_nonnegative(group, "lr", "learning rate")
+        self._check_nonnegative(group, "eps", "epsilon value")
+        self._check_nonnegative(group, "weight_decay", "weight_decay value")
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"{self._name}: betas must be a pair (beta1, beta2), got {betas}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{self._name}: invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p.data)
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:   # also when amsgrad is switched on later
+            state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+
+        g = -grad if group["maximize"] else grad
+        if weight_decay != 0:
+            if self.decoupled_weight_decay:
+                p.data *= 1.0 - lr * weight_decay           # AdamW: shrink p, leave g alone
+            else:
+                g = g + weight_decay * p.data               # Adam: L2 penalty in the gradient
+
+        tmp = xp.multiply(g, 1.0 - beta1)                   # the one scratch array of this step
+        m *= beta1
+        m += tmp                                            # m = b1*m + (1-b1)*g
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - beta2
+        v *= beta2
+        v += tmp                                            # v = b2*v + (1-b2)*g^2
+        if group["amsgrad"]:
+            v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+
+        bias_correction1 = 1.0 - beta1 ** t
+        bias_correction2 = 1.0 - beta2 ** t
+        denom = xp.sqrt(v, out=tmp)
+        denom /= math.sqrt(bias_correction2)
+        denom += eps                                        # sqrt(v_hat) + eps
+        xp.divide(m, denom, out=denom)                      # m / (sqrt(v_hat) + eps)
+        denom *= lr / bias_correction1                      # ... times lr / (1 - b1^t) = lr * m_hat / ...
+        p.data -= denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+    p *= 1 - lr*weight_decay;  then the Adam update without any L2 term in the gradient.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as ``torch.optim.RMSprop``.
+
+    v = alpha*v + (1-alpha)*g^2;  centered: a = alpha*a + (1-alpha)*g, v_used = v - a^2;
+    d = g / (sqrt(v_used) + eps);  momentum: buf = momentum*buf + d, p -= lr*buf;  else p -= lr*d.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, maximize=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    def _check(self, group):
+        self._check_nonnegative(group, "lr", "learning rate")
+        self._check_nonnegative(group, "eps", "epsilon value")
+        self._check_nonnegative(group, "momentum", "momentum value")
+        self._check_nonnegative(group, "weight_decay", "weight_decay value")
+        self._check_nonnegative(group, "alpha", "alpha value")
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p.data)
+        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
+        weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p.data)
+        if momentum > 0 and "momentum_buffer" not in state:       # also when switched on later
+            state["momentum_buffer"] = xp.zeros_like(p.data)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = xp.zeros_like(p.data)
+        state["step"] += 1
+
+        g = -grad if group["maximize"] else grad
+        if weight_decay != 0:
+            g = g + weight_decay * p.data
+        square_avg = state["square_avg"]
+        tmp = xp.multiply(g, g)                             # the one scratch array of this step
+        tmp *= 1.0 - alpha
+        square_avg *= alpha
+        square_avg += tmp                                   # v = alpha*v + (1-alpha)*g^2
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            xp.multiply(g, 1.0 - alpha, out=tmp)
+            grad_avg *= alpha
+            grad_avg += tmp                                 # a = alpha*a + (1-alpha)*g
+            xp.multiply(grad_avg, grad_avg, out=tmp)
+            xp.subtract(square_avg, tmp, out=tmp)           # v - a^2: the variance estimate
+            avg = xp.sqrt(tmp, out=tmp)
+        else:
+            avg = xp.sqrt(square_avg, out=tmp)
+        avg += eps
+        xp.divide(g, avg, out=avg)                          # d = g / (sqrt(v) + eps)
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += avg
+            xp.multiply(buf, lr, out=avg)
+        else:
+            avg *= lr
+        p.data -= avg
+
+
+# =========================================================================== schedulers
+
+class LRScheduler:
+    """Base class: sets ``group['lr']`` of every group from the epoch counter, in closed form.
+
+    A subclass implements ``_lr_at(base_lr, epoch)``.  Creating a scheduler records each
+    group's ``'initial_lr'`` (the base learning rate) and sets the lr of epoch 0; call
+    ``step()`` once per epoch, after the optimizer's steps.  Because the lr is recomputed
+    from ``base_lrs`` at every step, setting ``group['lr']`` by hand lasts until the next
+    ``scheduler.step()`` (change ``scheduler.base_lrs`` to change the schedule itself).
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for i, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise ValueError(f"{type(self).__name__}: resuming at last_epoch={last_epoch} needs "
+                                 f"'initial_lr' in param_groups[{i}] (load the optimizer's state dict first)")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def get_lr(self) -> list:
+        """The learning rates of epoch ``last_epoch``, one per group."""
+        return [self._lr_at(base_lr, self.last_epoch) for base_lr in self.base_lrs]
+
+    def get_last_lr(self) -> list:
+        """The learning rates this scheduler last set, one per group."""
+        return list(self._last_lr)
+
+    def step(self) -> None:
+        """Move to the next epoch and set its learning rates."""
+        self.last_epoch += 1
+        self._set_lrs(self.get_lr())
+
+    def _set_lrs(self, lrs) -> None:
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self._last_lr = list(lrs)
+
+    def state_dict(self) -> dict:
+        """Everything but the optimizer: ``last_epoch``, ``base_lrs`` and the schedule's options."""
+        return {k: (list(v) if isinstance(v, list) else v)
+                for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a ``state_dict()`` and set the optimizer's lrs to the restored epoch's."""
+        if len(state_dict["base_lrs"]) != len(self.optimizer.param_groups):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state dict has "
+                             f"{len(state_dict['base_lrs'])} learning rate(s), the optimizer "
+                             f"{len(self.optimizer.param_groups)} parameter group(s)")
+        self.__dict__.update({k: (list(v) if isinstance(v, list) else v) for k, v in state_dict.items()})
+        self._set_lrs(self._last_lr)
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr * gamma ** (epoch // step_size): decay by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+        self.step_size, self.gamma = int(step_size), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """lr = base_lr * gamma ** (number of milestones <= epoch): decay by ``gamma`` at each milestone."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        milestones = list(milestones)
+        if milestones != sorted(milestones):
+            raise ValueError(f"MultiStepLR: milestones must be increasing, got {milestones}")
+        self.milestones, self.gamma = milestones, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (no restarts)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803  (PyTorch's name)
+        if not T_max > 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, epoch):
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class LinearLR(LRScheduler):
+    """lr = base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters): a linear ramp, then flat.
+
+    With the defaults it is a warm-up from base_lr/3 to base_lr over 5 epochs.
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0.0 < start_factor <= 1.0:
+            raise ValueError(f"{type(self).__name__}: start_factor must be in (0, 1], got {start_factor}")
+        if not 0.0 <= end_factor <= 1.0:
+            raise ValueError(f"{type(self).__name__}: end_factor must be in [0, 1], got {end_factor}")
+        if int(total_iters) != total_iters or total_iters < 1:
+            raise ValueError(f"{type(self).__name__}: total_iters must be a positive integer, got {total_iters}")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, epoch):
+        progress = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+LinearWarmup = LinearLR
+"""Another name for ``LinearLR``: ``LinearWarmup(opt, start_factor=0.1, total_iters=5)``."""
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` from its epoch 0, and so on.
+
+    Warm-up then cosine over 50 epochs::
+
+        SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5), CosineAnnealingLR(opt, T_max=45)], milestones=[5])
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        schedulers, milestones = list(schedulers), list(milestones)
+        if not schedulers:
+            raise ValueError("SequentialLR: expects at least one scheduler")
+        for i, scheduler in enumerate(schedulers):
+            if not isinstance(scheduler, LRScheduler):
+                raise TypeError(f"SequentialLR: schedulers[{i}] is a {type(scheduler).__name__}, not a scheduler")
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: schedulers[{i}] belongs to another optimizer")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: expects {len(schedulers) - 1} milestone(s) for "
+                             f"{len(schedulers)} schedulers, got {len(milestones)}")
+        if milestones != sorted(milestones):
+            raise ValueError(f"SequentialLR: milestones must be increasing, got {milestones}")
+        self._schedulers, self._milestones = schedulers, milestones
+        super().__init__(optimizer, last_epoch)
+
+    def step(self) -> None:
+        """Move to the next epoch: the active scheduler counts epochs from its own milestone."""
+        self.last_epoch += 1
+        i = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[i]
+        scheduler.last_epoch = self.last_epoch - (self._milestones[i - 1] if i > 0 else 0)
+        scheduler._set_lrs(scheduler.get_lr())
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("_schedulers")
+        if len(saved) != len(self._schedulers):
+            raise ValueError(f"SequentialLR.load_state_dict: the state dict has {len(saved)} schedulers, "
+                             f"this one {len(self._schedulers)}")
+        for scheduler, s in zip(self._schedulers, saved):
+            scheduler.load_state_dict(s)
+        super().load_state_dict(state)
