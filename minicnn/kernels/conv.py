@@ -1,0 +1,440 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library) by im2col + one GEMM.
+
+Layouts.  Images are NCHW; weights are (O, C/groups, kH, kW) as in PyTorch.  ``im2col`` copies
+every receptive field into a column matrix laid out as
+
+    cols[c, i, j, n, oh, ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]     shape (C, kH, kW, N, Ho, Wo)
+
+i.e. a (C*kH*kW, N*Ho*Wo) matrix, one column per output pixel.  The convolution is then
+
+    out[o, (n, oh, ow)] = sum_k weight[o, k] * cols[k, (n, oh, ow)]        one GEMM  (O, K) @ (K, N*Ho*Wo)
+
+(with groups: one GEMM per group, as a batched matmul).  Keeping the C*kH*kW axis first makes
+the im2col copy read whole image rows (contiguous for stride 1), and makes every group's block
+of rows contiguous.  The GEMM result is (O, N, Ho, Wo); it is copied into the NCHW output.
+
+Chunks.  The batch is processed a few images at a time, so that the column matrix of a chunk
+(a few MB) stays in the CPU cache between the im2col copy and the GEMM that reads it, and the
+memory for it is reused.  With a chunk of one image the GEMM writes straight into out[n].
+Backward recomputes the columns chunk by chunk instead of keeping them from the forward pass
+(which would cost kH*kW times the input's memory per layer).
+
+Backward.
+    dbias[o]   = sum over (n, oh, ow) of grad[n, o, oh, ow]
+    dweight    = grad2 @ cols^T                  grad2 = grad as (O, N*Ho*Wo)
+    dx         = col2im(weight^T @ grad2)        scatter-add every column back to its pixels
+For stride 1 on the CPU, dx is computed instead as a convolution of the gradient with the flipped,
+transposed kernel ("full" correlation: pad by dilation*(k-1) - padding): the same numbers, but an
+im2col copy replaces col2im's kH*kW strided accumulations, which NumPy runs much more slowly.
+
+``cache`` (a ``ConvCache``) holds references to x and weight, not copies: do not modify them in
+place between forward and backward.
+"""
+from __future__ import annotations
+
+import numbers
+import threading
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..backend import get_array_module
+from .misc import check_float_array, check_same_dtype, pair
+
+# The column matrix of one chunk of the batch is kept near this size (bytes).  On the CPU a
+# few MB keeps it in cache between im2col and the GEMM; on a GPU bigger chunks fill the device.
+CPU_CHUNK_BYTES = 4 << 20
+GPU_CHUNK_BYTES = 256 << 20
+MIN_GEMM_COLUMNS = 1024   # ... but at least this many output pixels per GEMM, when the batch allows
+WORKSPACE_MAX_BYTES = 64 << 20   # scratch buffers up to this size are kept for reuse (see workspace)
+_workspaces = threading.local()
+
+
+# --------------------------------------------------------------------------- arguments and shapes
+
+
+def normalize_conv_padding(padding, kernel_size, stride=1, dilation=1, op: str = "conv2d"):
+    """Turn any padding spec into ``((top, bottom), (left, right))``.
+
+    Accepts an int, a pair ``(ph, pw)``, ``"valid"`` (no padding), ``"same"`` (output size = input
+    size; stride 1 only, as in PyTorch; when the total d*(k-1) is odd the extra row/column goes on
+    the bottom/right, as in PyTorch), a 4-tuple ``(top, bottom, left, right)``, or the nested form.
+    """
+    kh, kw = pair(op, "kernel_size", kernel_size, 1)
+    sh, sw = pair(op, "stride", stride, 1)
+    dh, dw = pair(op, "dilation", dilation, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                                 f"(stride {(sh, sw)}); give explicit padding")
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            return (th // 2, th - th // 2), (tw // 2, tw - tw // 2)
+        raise ValueError(f"{op}: padding must be an int, a pair, a 4-tuple, 'valid' or 'same', got {padding!r}")
+    if isinstance(padding, numbers.Integral):
+        padding = (padding, padding)
+    try:
+        items = tuple(padding)
+    except TypeError:
+        raise TypeError(f"{op}: padding must be an int, a pair, a 4-tuple, 'valid' or 'same', got {padding!r}") from None
+    if len(items) == 2 and all(isinstance(v, numbers.Integral) for v in items):
+        flat = (items[0], items[0], items[1], items[1])
+    elif len(items) == 4 and all(isinstance(v, numbers.Integral) for v in items):
+        flat = items
+    elif len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items):
+        flat = (*items[0], *items[1])
+    else:
+        raise ValueError(f"{op}: padding must be an int, a pair (ph, pw), a 4-tuple (top, bottom, left, right), "
+                         f"((top, bottom), (left, right)), 'valid' or 'same', got {padding!r}")
+    if not all(isinstance(v, numbers.Integral) for v in flat) or any(v < 0 for v in flat):
+        raise ValueError(f"{op}: padding must be non-negative ints, got {padding!r}")
+    t, b, l, r = (int(v) for v in flat)
+    return (t, b), (l, r)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
+    """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1  (may be <= 0 when the kernel does not fit)."""
+    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _norm_pad_pairs(op, padding):
+    try:
+        (t, b), (l, r) = padding
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: padding must be normalised to ((top, bottom), (left, right)) "
+                         f"(see normalize_conv_padding), got {padding!r}") from None
+    if not all(isinstance(v, numbers.Integral) and v >= 0 for v in (t, b, l, r)):
+        raise ValueError(f"{op}: padding must be non-negative ints, got {padding!r}")
+    return (int(t), int(b)), (int(l), int(r))
+
+
+class ConvGeometry(NamedTuple):
+    """Every size a convolution needs, checked once."""
+    N: int
+    C: int
+    H: int
+    W: int
+    O: int
+    kh: int
+    kw: int
+    Ho: int
+    Wo: int
+    stride: tuple
+    padding: tuple      # ((top, bottom), (left, right))
+    dilation: tuple
+    groups: int
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1 kernel with stride 1 and no padding: the convolution is a plain matrix product."""
+        return (self.kh, self.kw) == (1, 1) and self.stride == (1, 1) and self.padding == ((0, 0), (0, 0))
+
+
+def conv_geometry(x, weight, bias, stride, padding, dilation, groups, op="conv2d") -> ConvGeometry:
+    """Validate the arguments of a convolution and work out its sizes."""
+    check_float_array(op, "x", x, 4, "(N, C, H, W)")
+    check_float_array(op, "weight", weight, 4, "(out_channels, in_channels/groups, kH, kW)")
+    check_same_dtype(op, x, weight=weight, bias=bias)
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    N, C, H, W = (int(s) for s in x.shape)
+    O, Cg, kh, kw = (int(s) for s in weight.shape)
+    if C % groups:
+        raise ValueError(f"{op}: in_channels ({C}) must be divisible by groups ({groups})")
+    if O % groups:
+        raise ValueError(f"{op}: out_channels ({O}, weight.shape[0]) must be divisible by groups ({groups})")
+    if Cg != C // groups:
+        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} expects {Cg * groups} input channels "
+                         f"(in_channels/groups = {Cg}, groups = {groups}), but x has {C} channels")
+    if min(O, Cg, kh, kw) < 1:
+        raise ValueError(f"{op}: weight must have non-zero sizes, got shape {tuple(weight.shape)}")
+    if bias is not None:
+        check_float_array(op, "bias", bias, 1, "(out_channels,)")
+        if bias.shape[0] != O:
+            raise ValueError(f"{op}: bias must have shape ({O},) (one per output channel), got {tuple(bias.shape)}")
+    stride = pair(op, "stride", stride, 1)
+    dilation = pair(op, "dilation", dilation, 1)
+    (pt, pb), (pl, pr) = _norm_pad_pairs(op, padding)
+    Ho = conv_output_size(H, kh, stride[0], pt, pb, dilation[0])
+    Wo = conv_output_size(W, kw, stride[1], pl, pr, dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"{op}: kernel ({kh}x{kw}, dilation {dilation}) is larger than the padded input "
+                         f"({H + pt + pb}x{W + pl + pr} = {H}x{W} plus padding {((pt, pb), (pl, pr))})")
+    return ConvGeometry(N, C, H, W, O, kh, kw, Ho, Wo, stride, ((pt, pb), (pl, pr)), dilation, groups)
+
+
+def batch_chunk(xp, n_images: int, bytes_per_image: int, pixels_per_image: int) -> int:
+    """How many images to process at a time (see the module docstring)."""
+    target = CPU_CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
+    m = max(1, target // max(1, bytes_per_image))
+    m = max(m, -(-MIN_GEMM_COLUMNS // max(1, pixels_per_image)))
+    return min(n_images, m)
+
+
+# --------------------------------------------------------------------------- im2col / col2im
+
+
+def workspace(xp, key: str, shape, dtype):
+    """A scratch array for temporaries, reused from call to call (CPU only; contents undefined).
+
+    Fresh multi-MB arrays are expensive on the CPU: the OS maps new zeroed pages on first touch.
+    Each thread keeps one growing byte buffer per ``key``; never return a workspace array to a caller.
+    On a GPU this is just ``xp.empty`` (CuPy's memory pool already recycles blocks).
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if xp is not np or nbytes > WORKSPACE_MAX_BYTES:
+        return xp.empty(shape, dtype=dtype)
+    buffers = _workspaces.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
+    if buf is None or buf.nbytes < nbytes:
+        buf = buffers[key] = np.empty(max(nbytes, 64), dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def pad2d(x, padding, value=0.0, out=None):
+    """Pad the last two axes of x: ((top, bottom), (left, right)); negative widths crop instead.
+
+    Returns x itself when there is nothing to do.  Otherwise a new array (or ``out``, of the padded
+    shape) is filled with ``value`` and x is copied into its middle (cheaper than ``np.pad``, and
+    works the same on CuPy).
+    """
+    (t, b), (l, r) = padding
+    if t < 0 or b < 0 or l < 0 or r < 0:         # crop first, then pad what remains positive
+        H, W = x.shape[-2:]
+        x = x[..., max(-t, 0):H - max(-b, 0), max(-l, 0):W - max(-r, 0)]
+        t, b, l, r = max(t, 0), max(b, 0), max(l, 0), max(r, 0)
+    if t == b == l == r == 0:
+        return x
+    *lead, H, W = x.shape
+    if out is None:
+        out = get_array_module(x).empty((*lead, H + t + b, W + l + r), dtype=x.dtype)
+    out.fill(value)
+    out[..., t:t + H, l:l + W] = x
+    return out
+
+
+def sliding_windows(xpad, kernel_size, stride, dilation, out_size):
+    """A read-only strided view (N, C, kH, kW, Ho, Wo) of every window of an (already padded) array.
+
+    view[n, c, i, j, oh, ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; no data is copied.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = kernel_size, stride, dilation, out_size
+    sN, sC, sH, sW = xpad.strides
+    return as_strided(xpad, shape=(xpad.shape[0], xpad.shape[1], kh, kw, Ho, Wo),
+                      strides=(sN, sC, sH * dh, sW * dw, sH * sh, sW * sw), writeable=False)
+
+
+def im2col(x, kernel_size, stride, padding, dilation, out=None):
+    """Image to columns.  x (N, C, H, W)  ->  cols (C, kH, kW, N, Ho, Wo), x's dtype.
+
+    cols[c, i, j, n, oh, ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]  (zero outside the image).
+    ``padding`` is ((top, bottom), (left, right)); negative values crop.  ``out``: optional
+    contiguous buffer of that shape to fill.  Reshaped to (C*kH*kW, N*Ho*Wo) it is the GEMM operand.
+    """
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    (pt, pb), (pl, pr) = padding
+    N, C, H, W = x.shape
+    Ho = conv_output_size(H, kh, sh, pt, pb, dh)
+    Wo = conv_output_size(W, kw, sw, pl, pr, dw)
+    if out is None:
+        out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    if xp is not np:
+        from . import cuda
+        return cuda.im2col(x, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
+    (t, b), (l, r) = ((max(pt, 0), max(pb, 0)), (max(pl, 0), max(pr, 0)))
+    Hc, Wc = H - max(-pt, 0) - max(-pb, 0), W - max(-pl, 0) - max(-pr, 0)     # after any cropping
+    xpad = pad2d(x, padding, out=workspace(np, "im2col_pad", (N, C, Hc + t + b, Wc + l + r), x.dtype))
+    windows = sliding_windows(xpad, (kh, kw), (sh, sw), (dh, dw), (Ho, Wo))
+    np.copyto(out, windows.transpose(1, 2, 3, 0, 4, 5))   # the one copy: a strided gather
+    return out
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out=None):
+    """Columns back to an image, summing overlaps: the adjoint (transpose) of ``im2col``.
+
+    cols (C, kH, kW, N, Ho, Wo)  ->  dx (N, C, H, W) with
+    dx[n, c, h, w] = sum of cols[c, i, j, n, oh, ow] over all (i, j, oh, ow) whose window reads (h, w).
+    One strided slice-add per kernel offset (i, j) into a zeroed padded image whose padding is
+    then dropped.  ``out``: optional (N, C, H, W) array to write dx into.
+    """
+    xp = get_array_module(cols)
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    (pt, pb), (pl, pr) = padding
+    N, C, H, W = x_shape
+    Ho, Wo = cols.shape[-2:]
+    if out is None:
+        out = xp.empty((N, C, H, W), dtype=cols.dtype)
+    if xp is not np:
+        from . import cuda
+        return cuda.col2im(cols, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
+    padded = pt or pb or pl or pr
+    dxpad = workspace(np, "col2im_pad", (N, C, H + pt + pb, W + pl + pr), cols.dtype) if padded else out
+    dxpad.fill(0)
+    for i in range(kh):
+        for j in range(kw):
+            h0, w0 = i * dh, j * dw
+            dxpad[:, :, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+    if padded:
+        out[...] = dxpad[:, :, pt:pt + H, pl:pl + W]
+    return out
+
+
+# --------------------------------------------------------------------------- forward / backward
+
+
+class ConvCache(NamedTuple):
+    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry."""
+    x: object
+    weight: object
+    has_bias: bool
+    geom: ConvGeometry
+
+
+def _gemm_into(xp, w3, cols3, out_chunk, ybuf):
+    """out_chunk (m, O, Ho, Wo) <- w3 (G, Og, Kg) @ cols3 (G, Kg, m*L), through (G, Og, m*L)."""
+    m, O = out_chunk.shape[:2]
+    G, Og = w3.shape[:2]
+    if m == 1:   # (O, L) is already the NCHW layout of one image: write in place
+        xp.matmul(w3, cols3, out=out_chunk.reshape(G, Og, -1))
+        return
+    y = ybuf[:O * cols3.shape[-1]].reshape(G, Og, cols3.shape[-1])
+    xp.matmul(w3, cols3, out=y)
+    out_chunk[...] = y.reshape(O, m, *out_chunk.shape[2:]).transpose(1, 0, 2, 3)
+
+
+def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """2-D convolution.  x (N, C, H, W), weight (O, C/groups, kH, kW), bias (O,) or None
+    ->  (out (N, O, Ho, Wo), cache).
+
+    out[n, o, oh, ow] = bias[o] + sum_{c in o's group, i, j} weight[o, c, i, j] * xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+    ``stride``/``dilation`` are (sh, sw) pairs (ints accepted); ``padding`` is ((top, bottom),
+    (left, right)), see ``normalize_conv_padding``.  Ho = floor((H + top + bottom - dh*(kH-1) - 1)/sh) + 1.
+    """
+    g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
+    xp = get_array_module(x, weight, bias)
+    G, O = g.groups, g.O
+    Og, Kg = O // G, (g.C // G) * g.kh * g.kw
+    w3 = weight.reshape(G, Og, Kg)
+    out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
+    L = g.Ho * g.Wo
+    if g.pointwise:   # 1x1: out[n] = W @ x[n], a batch of GEMMs, no im2col at all
+        xp.matmul(w3, x.reshape(g.N, G, g.C // G, L), out=out.reshape(g.N, G, Og, L))
+    else:
+        m = batch_chunk(xp, g.N, Kg * G * L * x.itemsize, L)
+        colbuf = workspace(xp, "conv_cols", (G * Kg * m * L,), x.dtype)
+        ybuf = workspace(xp, "conv_y", (O * m * L,), x.dtype) if m > 1 else None
+        for n0 in range(0, g.N, m):
+            n1 = min(n0 + m, g.N)
+            cols = colbuf[:G * Kg * (n1 - n0) * L].reshape(g.C, g.kh, g.kw, n1 - n0, g.Ho, g.Wo)
+            im2col(x[n0:n1], (g.kh, g.kw), g.stride, g.padding, g.dilation, out=cols)
+            _gemm_into(xp, w3, cols.reshape(G, Kg, -1), out[n0:n1], ybuf)
+    if bias is not None:
+        out += bias.reshape(O, 1, 1)
+    return out, ConvCache(x, weight, bias is not None, g)
+
+
+def _flipped_transposed_weight(weight, groups):
+    """(O, C/G, kH, kW) -> (G, C/G, O/G * kH * kW) with wt[g, c, (o, i, j)] = weight[g*O/G + o, c, kH-1-i, kW-1-j].
+
+    Flipping both kernel axes is reversing the flattened kH*kW axis.
+    """
+    O, Cg, kh, kw = weight.shape
+    w = weight.reshape(groups, O // groups, Cg, kh * kw)[..., ::-1].transpose(0, 2, 1, 3)
+    wt = workspace(np, "conv_wt", (groups, Cg, O // groups, kh * kw), weight.dtype)
+    np.copyto(wt, w)
+    return wt.reshape(groups, Cg, (O // groups) * kh * kw)
+
+
+def dx_by_transposed_conv(xp, g: ConvGeometry) -> bool:
+    """Whether backward computes dx as a convolution of the gradient (True) or by col2im (False).
+
+    Only for stride 1 on the CPU, and only when there are more output pixels than output channels:
+    it costs a flipped copy of the weight, which in deep layers (small maps, many channels) would
+    cost more than the col2im it saves.
+    """
+    return xp is np and g.stride == (1, 1) and g.N * g.Ho * g.Wo >= 2 * g.O
+
+
+def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b=True):
+    """grad_out (N, O, Ho, Wo)  ->  (dx (N, C, H, W), dweight (O, C/G, kH, kW), dbias (O,)).
+
+    Any of them is None when not needed (``need_*`` False, or no bias).  Skipping dx (the first
+    layer of a network) saves the col2im; skipping dweight saves recomputing the columns.
+    """
+    x, weight, has_bias, g = cache
+    if tuple(grad_out.shape) != (g.N, g.O, g.Ho, g.Wo):
+        raise ValueError(f"conv2d_backward: grad_out must have the output's shape {(g.N, g.O, g.Ho, g.Wo)}, "
+                         f"got {tuple(grad_out.shape)}")
+    xp = get_array_module(grad_out, x)
+    G, O, C = g.groups, g.O, g.C
+    Og, Cg, kk = O // G, C // G, g.kh * g.kw
+    Kg, L, HW = Cg * kk, g.Ho * g.Wo, g.H * g.W
+    grad_out = grad_out.astype(x.dtype, copy=False)
+    db = grad_out.sum(axis=(0, 2, 3)) if (need_b and has_bias) else None
+    dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
+    dw = xp.empty((G, Og, Kg), dtype=x.dtype) if need_w else None
+    w3 = weight.reshape(G, Og, Kg)
+
+    if g.pointwise:   # per image: dx[n] = W^T @ grad[n];  dW += grad[n] @ x[n]^T
+        g4 = grad_out.reshape(g.N, G, Og, L)
+        if need_x:
+            xp.matmul(w3.transpose(0, 2, 1), g4, out=dx.reshape(g.N, G, Cg, L))
+        if need_w:
+            x4, tmp = x.reshape(g.N, G, Cg, L), workspace(xp, "conv_dw", dw.shape, x.dtype)
+            xp.matmul(g4[0], x4[0].transpose(0, 2, 1), out=dw)
+            for n in range(1, g.N):
+                dw += xp.matmul(g4[n], x4[n].transpose(0, 2, 1), out=tmp)
+        return dx, (dw.reshape(weight.shape) if need_w else None), db
+
+    # dx route: for stride 1 on the CPU, "full" convolution of the gradient with the flipped kernel.
+    transposed_conv = need_x and dx_by_transposed_conv(xp, g)
+    if transposed_conv:
+        wt = _flipped_transposed_weight(weight, G)                      # (G, Cg, Og*kk)
+        (pt, pb), (pl, pr) = g.padding
+        dh, dw_ = g.dilation
+        gpad = ((dh * (g.kh - 1) - pt, dh * (g.kh - 1) - pb), (dw_ * (g.kw - 1) - pl, dw_ * (g.kw - 1) - pr))
+    m = batch_chunk(xp, g.N, max(Kg * G * L, Og * G * kk * HW if transposed_conv else 0) * x.itemsize,
+                    min(L, HW))
+    colbuf = workspace(xp, "conv_cols", (G * Kg * m * L,), x.dtype) if need_w else None
+    gbuf = workspace(xp, "conv_gT", (O * m * L,), x.dtype) if m > 1 else None
+    tbuf = workspace(xp, "conv_gcols", (O * kk * m * HW,), x.dtype) if transposed_conv else None
+    dxbuf = workspace(xp, "conv_dx", (C * m * HW,), x.dtype) if (transposed_conv and m > 1) else None
+    wtmp = workspace(xp, "conv_dw", dw.shape, x.dtype) if (need_w and m < g.N) else None
+    for n0 in range(0, g.N, m):
+        n1 = min(n0 + m, g.N)
+        mm = n1 - n0
+        if mm == 1:
+            g3 = grad_out[n0].reshape(G, Og, L)
+        else:   # (m, O, Ho, Wo) -> (O, m, Ho, Wo): the layout of the GEMM's columns
+            gT = gbuf[:O * mm * L].reshape(O, mm, g.Ho, g.Wo)
+            gT[...] = grad_out[n0:n1].transpose(1, 0, 2, 3)
+            g3 = gT.reshape(G, Og, mm * L)
+        if need_w:
+            cols = colbuf[:G * Kg * mm * L].reshape(C, g.kh, g.kw, mm, g.Ho, g.Wo)
+            im2col(x[n0:n1], (g.kh, g.kw), g.stride, g.padding, g.dilation, out=cols)
+            if n0 == 0:
+                xp.matmul(g3, cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=dw)
+            else:
+                dw += xp.matmul(g3, cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=wtmp)
+        if not need_x:
+            continue
+        if transposed_conv:
+            gcols = tbuf[:O * kk * mm * HW].reshape(O, g.kh, g.kw, mm, g.H, g.W)
+            im2col(grad_out[n0:n1], (g.kh, g.kw), (1, 1), gpad, g.dilation, out=gcols)
+            if mm == 1:
+                xp.matmul(wt, gcols.reshape(G, Og * kk, HW), out=dx[n0].reshape(G, Cg, HW))
+            else:
+                d = dxbuf[:C * mm * HW].reshape(G, Cg, mm * HW)
+                xp.matmul(wt, gcols.reshape(G, Og * kk, -1), out=d)
+                dx[n0:n1] = d.reshape(C, mm, g.H, g.W).transpose(1, 0, 2, 3)
+        else:
+            dcols = workspace(xp, "conv_dcols", (G, Kg, mm * L), x.dtype)
+            xp.matmul(w3.transpose(0, 2, 1), g3, out=dcols)
+            col2im(dcols.reshape(C, g.kh, g.kw, mm, g.Ho, g.Wo), (mm, C, g.H, g.W),
+                   (g.kh, g.kw), g.stride, g.padding, g.dilation, out=dx[n0:n1])
+    return dx, (dw.reshape(weight.shape) if need_w else None), db

@@ -1,0 +1,234 @@
+"""CUDA kernels (CuPy ``RawKernel``) for the loops that NumPy-style array code does badly on a GPU.
+
+* ``im2col``: one thread per column entry; reads the pixel (or 0 in the padding).
+* ``col2im``: a *gather*: one thread per input pixel sums every column entry whose window covers
+  it.  No atomics, so the result is deterministic (the order of the sum is fixed).
+* ``max_pool2d_forward`` / ``max_pool2d_backward``: one thread per output (max and first arg-max,
+  stored as the flat h*W + w index in the input plane) / per input pixel (gather of the gradients
+  of the windows whose arg-max it is).
+
+The kernels are compiled lazily, once per (kernel, dtype), with all index arithmetic in 64-bit
+(``long long``) so tensors over 2**31 elements work.  This module never imports CuPy: the wrappers
+get the ``cupy`` module from the arrays they are given (``get_array_module``).  Only float32 and
+float64 are supported.
+"""
+from __future__ import annotations
+
+import numpy as np   # host-side scalar types only (kernel arguments), never applied to device arrays
+
+from ..backend import get_array_module
+
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+_GRID_STRIDE = """
+#define GRID_STRIDE_LOOP(idx, total) \\
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < (total); \\
+         idx += (long long)blockDim.x * gridDim.x)
+"""
+
+_SOURCES = {
+    "im2col_kernel": r"""
+// cols[c, i, j, n, oh, ow] = x[n, c, oh*sh - pt + i*dh, ow*sw - pl + j*dw]   (0 outside the image)
+extern "C" __global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ cols,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long pt, long long pl, long long dh, long long dw,
+        long long Ho, long long Wo, long long total) {
+    GRID_STRIDE_LOOP(idx, total) {
+        long long r = idx;
+        const long long ow = r % Wo; r /= Wo;
+        const long long oh = r % Ho; r /= Ho;
+        const long long n = r % N;   r /= N;
+        const long long j = r % kw;  r /= kw;
+        const long long i = r % kh;
+        const long long c = r / kh;
+        const long long h = oh * sh - pt + i * dh;
+        const long long w = ow * sw - pl + j * dw;
+        T v = 0;
+        if (h >= 0 && h < H && w >= 0 && w < W) v = x[((n * C + c) * H + h) * W + w];
+        cols[idx] = v;
+    }
+}
+""",
+    "col2im_kernel": r"""
+// dx[n, c, h, w] = sum of cols[c, i, j, n, oh, ow] over the (i, j, oh, ow) with
+// oh*sh - pt + i*dh == h and ow*sw - pl + j*dw == w.  One thread per pixel: a gather, no atomics.
+extern "C" __global__ void col2im_kernel(const T* __restrict__ cols, T* __restrict__ dx,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long pt, long long pl, long long dh, long long dw,
+        long long Ho, long long Wo, long long total) {
+    GRID_STRIDE_LOOP(idx, total) {
+        long long r = idx;
+        const long long w = r % W; r /= W;
+        const long long h = r % H; r /= H;
+        const long long c = r % C;
+        const long long n = r / C;
+        T acc = 0;
+        for (long long i = 0; i < kh; ++i) {
+            const long long hs = h + pt - i * dh;          // = oh * sh
+            if (hs < 0 || hs % sh != 0) continue;
+            const long long oh = hs / sh;
+            if (oh >= Ho) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long ws = w + pl - j * dw;      // = ow * sw
+                if (ws < 0 || ws % sw != 0) continue;
+                const long long ow = ws / sw;
+                if (ow >= Wo) continue;
+                acc += cols[((((c * kh + i) * kw + j) * N + n) * Ho + oh) * Wo + ow];
+            }
+        }
+        dx[idx] = acc;
+    }
+}
+""",
+    "max_pool_fwd_kernel": r"""
+// out[n, c, oh, ow] = max of the window (padding ignored); argmax = h*W + w of the FIRST maximum
+// in row-major window order.
+extern "C" __global__ void max_pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ out,
+        long long* __restrict__ argmax,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+        long long Ho, long long Wo, long long total) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long ow = idx % Wo;
+        const long long oh = (idx / Wo) % Ho;
+        const long long nc = idx / (Wo * Ho);
+        const T* plane = x + nc * H * W;
+        T best = 0;
+        long long arg = -1;
+        for (long long i = 0; i < kh; ++i) {
+            const long long h = oh * sh - ph + i * dh;
+            if (h < 0 || h >= H) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long w = ow * sw - pw + j * dw;
+                if (w < 0 || w >= W) continue;
+                const T v = plane[h * W + w];
+                if (arg < 0 || v > best) { best = v; arg = h * W + w; }
+            }
+        }
+        out[idx] = best;
+        argmax[idx] = arg;
+    }
+}
+""",
+    "max_pool_bwd_kernel": r"""
+// dx[n, c, h, w] = sum of grad[n, c, oh, ow] over the windows covering (h, w) whose argmax is (h, w).
+extern "C" __global__ void max_pool_bwd_kernel(const T* __restrict__ grad, const long long* __restrict__ argmax,
+        T* __restrict__ dx,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+        long long Ho, long long Wo, long long total) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long w = idx % W;
+        const long long h = (idx / W) % H;
+        const long long nc = idx / (W * H);
+        const long long me = h * W + w;
+        const T* g = grad + nc * Ho * Wo;
+        const long long* a = argmax + nc * Ho * Wo;
+        T acc = 0;
+        for (long long i = 0; i < kh; ++i) {
+            const long long hs = h + ph - i * dh;
+            if (hs < 0 || hs % sh != 0) continue;
+            const long long oh = hs / sh;
+            if (oh >= Ho) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long ws = w + pw - j * dw;
+                if (ws < 0 || ws % sw != 0) continue;
+                const long long ow = ws / sw;
+                if (ow >= Wo) continue;
+                if (a[oh * Wo + ow] == me) acc += g[oh * Wo + ow];
+            }
+        }
+        dx[idx] = acc;
+    }
+}
+""",
+}
+
+_compiled: dict = {}
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 1 << 20     # the grid-stride loop covers any size with at most this many blocks
+
+
+def _kernel(xp, name: str, dtype):
+    """The compiled kernel ``name`` for ``dtype`` (compiled on first use, then cached)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _CTYPES:
+        raise TypeError(f"minicnn.kernels.cuda: {name} supports float32 and float64 arrays, got {dtype}")
+    key = (name, dtype.str)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        code = f"typedef {_CTYPES[dtype]} T;\n" + _GRID_STRIDE + _SOURCES[name]
+        kernel = _compiled[key] = xp.RawKernel(code, name)
+    return kernel
+
+
+def _launch(kernel, total: int, args):
+    blocks = max(1, min((total + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, MAX_BLOCKS))
+    kernel((blocks,), (THREADS_PER_BLOCK,), args)
+
+
+def _i64(*values):
+    return tuple(np.int64(v) for v in values)
+
+
+def im2col(x, out, kernel_size, stride, pad_before, dilation):
+    """Fill ``out`` (C, kH, kW, N, Ho, Wo), contiguous, with the columns of x (N, C, H, W).
+    ``pad_before`` = (top, left); negative values crop.  Returns ``out``."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel_size, stride, pad_before, dilation
+    Ho, Wo = out.shape[-2:]
+    target = out if out.flags.c_contiguous else xp.empty(out.shape, dtype=out.dtype)
+    total = target.size
+    if total:
+        _launch(_kernel(xp, "im2col_kernel", x.dtype), total,
+                (x, target, *_i64(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, total)))
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def col2im(cols, out, kernel_size, stride, pad_before, dilation):
+    """Fill ``out`` (N, C, H, W) with the col2im gather of cols (C, kH, kW, N, Ho, Wo).  Returns ``out``."""
+    xp = get_array_module(cols)
+    cols = xp.ascontiguousarray(cols)
+    N, C, H, W = out.shape
+    (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel_size, stride, pad_before, dilation
+    Ho, Wo = cols.shape[-2:]
+    target = out if out.flags.c_contiguous else xp.empty(out.shape, dtype=out.dtype)
+    total = target.size
+    if total:
+        _launch(_kernel(xp, "col2im_kernel", cols.dtype), total,
+                (cols, target, *_i64(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, total)))
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def _pool_args(g):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
+    return g.N, g.C, g.H, g.W, kh, kw, sh, sw, ph, pw, dh, dw, g.Ho, g.Wo
+
+
+def max_pool2d_forward(x, g):
+    """x (N, C, H, W) and a ``PoolGeometry``  ->  (out (N, C, Ho, Wo), argmax int64 flat h*W + w)."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    out = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    argmax = xp.empty(out.shape, dtype=xp.int64)
+    if out.size:
+        _launch(_kernel(xp, "max_pool_fwd_kernel", x.dtype), out.size,
+                (x, out, argmax, *_i64(*_pool_args(g), out.size)))
+    return out, argmax
+
+
+def max_pool2d_backward(grad, argmax, g):
+    """grad (N, C, Ho, Wo), argmax from ``max_pool2d_forward``  ->  dx (N, C, H, W)."""
+    xp = get_array_module(grad)
+    grad = xp.ascontiguousarray(grad)
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+    if dx.size:
+        _launch(_kernel(xp, "max_pool_bwd_kernel", grad.dtype), dx.size,
+                (grad, argmax, dx, *_i64(*_pool_args(g), dx.size)))
+    return dx

@@ -1,0 +1,176 @@
+"""Normalisation kernels: batch normalisation and local response normalisation (AlexNet).
+
+Both follow PyTorch's definitions exactly (including the unbiased variance in BatchNorm's running
+estimate, and LRN's channel window of ``size`` with size//2 channels before and (size-1)//2 after).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+from ..backend import get_array_module
+from .misc import channel_vector, check_float_array
+
+# --------------------------------------------------------------------------- batch normalisation
+
+
+class BatchNormCache(NamedTuple):
+    """``xhat``: the normalised input; ``inv_std``: 1/sqrt(var + eps) per channel, shaped to broadcast;
+    ``batch_stats``: True when the batch's own mean/var were used (training), so backward must
+    differentiate through them; False in eval mode (running stats are constants)."""
+    xhat: object
+    inv_std: object
+    weight: object
+    has_bias: bool
+    batch_stats: bool
+
+
+def _bn_axes(x):
+    """Every axis but the channel axis 1, and the shape that broadcasts a (C,) vector against x."""
+    return (0, *range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training=True,
+                       momentum=0.1, eps=1e-5):
+    """Batch normalisation.  x (N, C) or (N, C, *): statistics per channel over every other axis.
+    running_mean, running_var: (C,) or None; weight (gamma), bias (beta): (C,) or None (affine=False).
+    ->  (out, cache), out has x's shape and dtype.
+
+    out = (x - mean) / sqrt(var + eps) * weight + bias.
+    Training: mean/var are the batch's (biased var); the running stats are updated IN PLACE:
+    running = (1 - momentum) * running + momentum * batch_stat, with the UNBIASED batch variance.
+    Eval: the running stats are used (and left alone).  Without running stats, batch stats are
+    always used, as in PyTorch.
+    """
+    op = "batch_norm"
+    check_float_array(op, "x", x, None)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: x must be (N, C) or (N, C, *), got shape {tuple(x.shape)}")
+    C = x.shape[1]
+    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+        if a is not None:
+            check_float_array(op, name, a, 1, f"(C,) with C = {C}")
+            if a.shape[0] != C:
+                raise ValueError(f"{op}: {name} must have shape ({C},), got {tuple(a.shape)}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    channel_vector(op, "weight", weight, C, x)
+    channel_vector(op, "bias", bias, C, x)
+    if not isinstance(momentum, numbers.Real) or not isinstance(eps, numbers.Real) or eps < 0:
+        raise ValueError(f"{op}: momentum and eps must be real numbers (eps >= 0), got {momentum!r}, {eps!r}")
+    momentum, eps = float(momentum), float(eps)
+    xp = get_array_module(x)
+    axes, shape = _bn_axes(x)
+    count = x.size // C if C else 0
+    batch_stats = training or running_mean is None
+    if batch_stats:
+        if count <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel when training, "
+                             f"got input of shape {tuple(x.shape)}")
+        mean = x.mean(axis=axes)
+        xhat = x - mean.reshape(shape)                 # centred first: a stable two-pass variance
+        var = (xhat * xhat).mean(axis=axes)
+        if training and running_mean is not None:
+            running_mean *= 1.0 - momentum
+            running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
+            running_var *= 1.0 - momentum
+            running_var += (momentum * count / (count - 1) * var).astype(running_var.dtype, copy=False)
+    else:
+        var = running_var.astype(x.dtype, copy=False)
+        xhat = x - running_mean.astype(x.dtype, copy=False).reshape(shape)
+    inv_std = (1.0 / xp.sqrt(var + eps)).reshape(shape)
+    xhat *= inv_std
+    out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
+    if bias is not None:
+        out += bias.reshape(shape)
+    return out, BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
+
+
+def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, need_b=True):
+    """grad (like x)  ->  (dx, dweight (C,), dbias (C,)); None for those not needed or absent.
+
+    dweight = sum grad * xhat;  dbias = sum grad  (over every axis but 1).
+    Batch stats:  dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = grad * weight.
+    Running stats (eval): dx = grad * weight * inv_std  (a fixed per-channel scale).
+    """
+    xhat, inv_std, weight, has_bias, batch_stats = cache
+    if tuple(grad.shape) != tuple(xhat.shape):
+        raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
+                         f"got {tuple(grad.shape)}")
+    axes, shape = _bn_axes(xhat)
+    dweight = (grad * xhat).sum(axis=axes) if (need_w and weight is not None) else None
+    dbias = grad.sum(axis=axes) if (need_b and has_bias) else None
+    dx = None
+    if need_x:
+        scale = inv_std * weight.reshape(shape) if weight is not None else inv_std
+        if batch_stats:
+            dxhat = grad * scale                        # inv_std folded in early: one fewer full pass
+            dx = dxhat - dxhat.mean(axis=axes, keepdims=True)
+            dx -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+        else:
+            dx = grad * scale
+    return dx, dweight, dbias
+
+
+# --------------------------------------------------------------------------- local response normalisation
+
+
+class LRNCache(NamedTuple):
+    """``x``: the input (a reference); ``base`` = k + alpha/size * window sum of x^2; ``div`` = base**beta."""
+    x: object
+    base: object
+    div: object
+    out: object
+    size: int
+    alpha: float
+    beta: float
+
+
+def _channel_window_sum(a, before: int, after: int):
+    """s[:, c] = sum of a[:, c - before : c + after + 1] (zero outside the channels); one add per offset."""
+    xp = get_array_module(a)
+    C = a.shape[1]
+    padded = xp.zeros((a.shape[0], C + before + after, *a.shape[2:]), dtype=a.dtype)
+    padded[:, before:before + C] = a
+    s = padded[:, 0:C].copy()
+    for t in range(1, before + after + 1):
+        s += padded[:, t:t + C]
+    return s
+
+
+def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalisation across channels.  x (N, C, *)  ->  (out like x, cache).
+
+    out = x / div,  div = (k + alpha/size * sum_{c' in window(c)} x[:, c']^2) ** beta, where the
+    window holds ``size`` channels: size//2 before c and (size-1)//2 after (zero padded), as PyTorch.
+    """
+    op = "local_response_norm"
+    check_float_array(op, "x", x, None)
+    if x.ndim < 3:
+        raise ValueError(f"{op}: x must be (N, C, *) with at least 3 dimensions, got shape {tuple(x.shape)}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
+    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
+    base = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    base *= alpha / size
+    base += k
+    div = base ** beta
+    out = x / div
+    return out, LRNCache(x, base, div, out, size, alpha, beta)
+
+
+def local_response_norm_backward(grad, cache: LRNCache):
+    """grad (like x)  ->  dx.
+
+    With D = base = k + alpha/size * sum x^2 over the window:  out_c = x_c * D_c^-beta, and
+    dx_j = grad_j / div_j - (2 alpha beta / size) * x_j * sum_{c : j in window(c)} grad_c * out_c / D_c,
+    the inner sum running over channels c in [j - (size-1)//2, j + size//2] (the window, mirrored).
+    """
+    x, base, div, out, size, alpha, beta = cache
+    if tuple(grad.shape) != tuple(x.shape):
+        raise ValueError(f"local_response_norm_backward: grad must have the input's shape {tuple(x.shape)}, "
+                         f"got {tuple(grad.shape)}")
+    t = _channel_window_sum(grad * out / base, (size - 1) // 2, size // 2)
+    dx = grad / div
+    dx -= (2.0 * alpha * beta / size) * x * t
+    return dx

@@ -1,0 +1,353 @@
+"""Pooling kernels: max, average, adaptive average, and LeNet-5's trainable subsampling.
+
+Every window-based kernel here is written as a loop over the kH*kW *kernel offsets* (never over
+pixels): for offset (i, j) the strided slice
+
+    xpad[:, :, i*dh : ... : sh, j*dw : ... : sw]          shape (N, C, Ho, Wo)
+
+holds element (i, j) of every window at once, so a window max / sum is kH*kW whole-array
+operations, and the backward pass adds each offset's share of the gradient back through the
+same slice.  Shapes follow PyTorch, including its ``ceil_mode`` rule (a last window that would
+start in the right/bottom padding is dropped) and its average-pool divisor rules.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ..backend import get_array_module
+from .conv import pad2d, workspace
+from .misc import channel_vector, check_float_array, pair
+
+# --------------------------------------------------------------------------- shapes
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size: floor (or ceil) of (size + 2*pad - dilation*(kernel-1) - 1)/stride + 1;
+    with ``ceil_mode`` a last window starting at or beyond size + pad (in the right padding) is dropped."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class PoolGeometry(NamedTuple):
+    """Sizes of a pooling window sweep, checked once."""
+    N: int
+    C: int
+    H: int
+    W: int
+    kernel: tuple
+    stride: tuple
+    padding: tuple      # (ph, pw), symmetric as in PyTorch
+    dilation: tuple
+    Ho: int
+    Wo: int
+
+    @property
+    def pad_widths(self):
+        """((top, bottom), (left, right)) that make every window lie inside the padded array
+        (bottom/right may be larger than the padding with ceil_mode, or negative: unused rows cropped)."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
+        need_h = (self.Ho - 1) * sh + dh * (kh - 1) + 1
+        need_w = (self.Wo - 1) * sw + dw * (kw - 1) + 1
+        return (ph, need_h - self.H - ph), (pw, need_w - self.W - pw)
+
+    def offsets(self):
+        """Yield (index, rows, cols) for every kernel offset (i, j), index = i*kW + j:
+        ``xpad[:, :, rows, cols]`` is element (i, j) of every window."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        for i in range(kh):
+            for j in range(kw):
+                yield (i * kw + j, slice(i * dh, i * dh + sh * (self.Ho - 1) + 1, sh),
+                       slice(j * dw, j * dw + sw * (self.Wo - 1) + 1, sw))
+
+
+def pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, check_padding=True) -> PoolGeometry:
+    """Validate pooling arguments (PyTorch's rules) and work out the output size."""
+    check_float_array(op, "x", x, 4, "(N, C, H, W)")
+    kernel = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
+        else pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
+    dilation = pair(op, "dilation", dilation, 1)
+    if check_padding:
+        for p, k, d in zip(padding, kernel, dilation):
+            if p > (d * (k - 1) + 1) // 2:
+                raise ValueError(f"{op}: padding should be at most half of the (effective) kernel size, "
+                                 f"got padding {padding} for kernel {kernel} with dilation {dilation}")
+    N, C, H, W = (int(s) for s in x.shape)
+    Ho = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    Wo = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"{op}: input of spatial size {H}x{W} (padding {padding}) is too small for kernel "
+                         f"{kernel} (dilation {dilation}, stride {stride}): output size would be {Ho}x{Wo}")
+    return PoolGeometry(N, C, H, W, kernel, stride, padding, dilation, Ho, Wo)
+
+
+def _scatter_windows(parts, g: PoolGeometry, dtype, xp):
+    """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index)`` (shape
+    (N, C, Ho, Wo)) added through that offset's strided slice of a zero padded image, padding dropped."""
+    (t, b), (l, r) = g.pad_widths
+    Hp, Wp = g.H + t + max(b, 0), g.W + l + max(r, 0)
+    padded = (Hp, Wp) != (g.H, g.W)
+    dxpad = (workspace(xp, "pool_dxpad", (g.N, g.C, Hp, Wp), dtype) if padded
+             else xp.empty((g.N, g.C, g.H, g.W), dtype=dtype))
+    dxpad.fill(0)
+    for index, rows, cols in g.offsets():
+        dxpad[:, :, rows, cols] += parts(index)
+    if not padded:
+        return dxpad
+    return xp.ascontiguousarray(dxpad[:, :, t:t + g.H, l:l + g.W])
+
+
+# --------------------------------------------------------------------------- max pooling
+
+
+class MaxPoolCache(NamedTuple):
+    """``argmax``: for every output, which window element won (the kernel-offset index i*kW + j on
+    the CPU, the flat h*W + w index in the input plane on the GPU)."""
+    argmax: object
+    geom: PoolGeometry
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, dilation=1):
+    """Max pooling.  x (N, C, H, W)  ->  (out (N, C, Ho, Wo), cache).
+
+    out[n, c, oh, ow] = max over (i, j) of xpad[n, c, oh*sh + i*dh, ow*sw + j*dw], padding = -inf.
+    ``stride`` defaults to ``kernel_size``; padding must be at most half the kernel (as in PyTorch).
+    Ties go to the FIRST maximum in row-major window order (the one backward routes gradient to).
+    A NaN in a window is not treated as the maximum unless it is the window's first element.
+    """
+    g = pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    xp = get_array_module(x)
+    if xp is not np:
+        from . import cuda
+        out, argmax = cuda.max_pool2d_forward(x, g)
+        return out, MaxPoolCache(argmax, g)
+    xpad = pad2d(x, g.pad_widths, value=-np.inf)
+    kk = g.kernel[0] * g.kernel[1]
+    argmax = np.zeros((g.N, g.C, g.Ho, g.Wo), dtype=np.uint8 if kk <= 256 else np.int32)
+    better = np.empty(argmax.shape, dtype=bool)
+    out = None
+    for index, rows, cols in g.offsets():
+        candidate = xpad[:, :, rows, cols]
+        if out is None:
+            out = candidate.copy()
+            continue
+        np.greater(candidate, out, out=better)        # strictly greater: an earlier tie keeps the win
+        np.copyto(out, candidate, where=better)
+        np.copyto(argmax, index, where=better, casting="unsafe")
+    return out, MaxPoolCache(argmax, g)
+
+
+def max_pool2d_backward(grad, cache: MaxPoolCache):
+    """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): each output's gradient goes to its (first) arg-max."""
+    argmax, g = cache
+    _check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    xp = get_array_module(grad)
+    if xp is not np:
+        from . import cuda
+        return cuda.max_pool2d_backward(grad, argmax, g)
+    won = np.empty(argmax.shape, dtype=bool)
+    part = np.empty(grad.shape, dtype=grad.dtype)
+
+    def routed(index):
+        np.equal(argmax, index, out=won)
+        return np.multiply(grad, won, out=part)
+    return _scatter_windows(routed, g, grad.dtype, np)
+
+
+def _check_grad(op, grad, shape):
+    if tuple(grad.shape) != tuple(shape):
+        raise ValueError(f"{op}: grad must have the output's shape {tuple(shape)}, got {tuple(grad.shape)}")
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+class AvgPoolCache(NamedTuple):
+    """``divisor``: (Ho, Wo) array, the number each window's sum was divided by."""
+    divisor: object
+    geom: PoolGeometry
+
+
+def _avg_pool_divisor(xp, g: PoolGeometry, count_include_pad: bool, dtype):
+    """PyTorch's divisor per output (Ho, Wo): the window clipped to the padded input (counting padding)
+    or to the input itself.  It is separable: (rows counted) x (columns counted)."""
+    def counts(n_out, size, k, s, p):
+        start = xp.arange(n_out) * s - p
+        end = xp.minimum(start + k, size + p)           # the ceil_mode overhang is never counted
+        if count_include_pad:
+            return end - start
+        return xp.minimum(end, size) - xp.maximum(start, 0)
+    rows = counts(g.Ho, g.H, g.kernel[0], g.stride[0], g.padding[0])
+    cols = counts(g.Wo, g.W, g.kernel[1], g.stride[1], g.padding[1])
+    return (rows[:, None] * cols[None, :]).astype(dtype)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None):
+    """Average pooling.  x (N, C, H, W)  ->  (out (N, C, Ho, Wo), cache).
+
+    out = (sum of the window, zero padding) / divisor, where divisor is ``divisor_override`` if given,
+    else the window size clipped to the padded input (``count_include_pad``) or to the input.
+    """
+    g = pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    xp = get_array_module(x)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) \
+                or divisor_override == 0:
+            raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
+        divisor = xp.full((g.Ho, g.Wo), divisor_override, dtype=x.dtype)
+    else:
+        divisor = _avg_pool_divisor(xp, g, count_include_pad, x.dtype)
+    out = window_sum(pad2d(x, g.pad_widths), g)
+    out /= divisor
+    return out, AvgPoolCache(divisor, g)
+
+
+def avg_pool2d_backward(grad, cache: AvgPoolCache):
+    """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): every window element receives grad / divisor."""
+    divisor, g = cache
+    _check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    share = grad / divisor
+    return _scatter_windows(lambda index: share, g, grad.dtype, get_array_module(grad))
+
+
+def window_sum(xpad, g: PoolGeometry):
+    """Sum of every window of an already padded array: (N, C, Ho, Wo), one slice-add per kernel offset."""
+    out = None
+    for _, rows, cols in g.offsets():
+        if out is None:
+            out = xpad[:, :, rows, cols].copy()
+        else:
+            out += xpad[:, :, rows, cols]
+    return out
+
+
+# --------------------------------------------------------------------------- adaptive average pooling
+
+
+class AdaptiveAvgPoolCache(NamedTuple):
+    """``mode``: 'global', 'identity', 'blocks' (sizes divide evenly) or 'matrix' (with ``rows``/``cols``,
+    the (Ho, H) and (Wo, W) averaging matrices)."""
+    x_shape: tuple
+    mode: str
+    rows: object
+    cols: object
+
+
+def _adaptive_matrix(xp, n_out, size, dtype):
+    """(n_out, size) averaging matrix: row i averages input [floor(i*size/n_out), ceil((i+1)*size/n_out))."""
+    i = xp.arange(n_out)
+    start = (i * size) // n_out
+    end = ((i + 1) * size + n_out - 1) // n_out
+    pos = xp.arange(size)
+    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Adaptive average pooling.  x (N, C, H, W)  ->  (out (N, C, Ho, Wo), cache).
+
+    Output bin (i, j) averages rows [floor(i*H/Ho), ceil((i+1)*H/Ho)) and the columns likewise
+    (PyTorch's bins; they may overlap).  ``output_size``: int or pair, None keeps that input size.
+    Averaging over a rectangle is separable, so in general out = A_rows @ x @ A_cols^T.
+    """
+    check_float_array("adaptive_avg_pool2d", "x", x, 4, "(N, C, H, W)")
+    N, C, H, W = (int(s) for s in x.shape)
+    if output_size is None or isinstance(output_size, numbers.Integral):
+        output_size = (output_size, output_size)
+    try:
+        oh, ow = output_size
+    except (TypeError, ValueError):
+        raise TypeError(f"adaptive_avg_pool2d: output_size must be an int or a pair (None keeps the input size), "
+                        f"got {output_size!r}") from None
+    Ho, Wo = (H if oh is None else oh), (W if ow is None else ow)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (Ho, Wo)):
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive ints, got {output_size!r}")
+    Ho, Wo = int(Ho), int(Wo)
+    if H < 1 or W < 1:
+        raise ValueError(f"adaptive_avg_pool2d: input must have non-empty spatial size, got shape {tuple(x.shape)}")
+    xp = get_array_module(x)
+    if (Ho, Wo) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True), AdaptiveAvgPoolCache(x.shape, "global", None, None)
+    if (Ho, Wo) == (H, W):
+        return x.copy(), AdaptiveAvgPoolCache(x.shape, "identity", None, None)
+    if H % Ho == 0 and W % Wo == 0:
+        out = x.reshape(N, C, Ho, H // Ho, Wo, W // Wo).mean(axis=(3, 5))
+        return out, AdaptiveAvgPoolCache(x.shape, "blocks", Ho, Wo)
+    rows = _adaptive_matrix(xp, Ho, H, x.dtype)
+    cols = _adaptive_matrix(xp, Wo, W, x.dtype)
+    out = xp.matmul(rows, xp.matmul(x, cols.T))
+    return out, AdaptiveAvgPoolCache(x.shape, "matrix", rows, cols)
+
+
+def adaptive_avg_pool2d_backward(grad, cache: AdaptiveAvgPoolCache):
+    """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): each bin's gradient spread evenly over the bin."""
+    (N, C, H, W), mode, rows, cols = cache
+    xp = get_array_module(grad)
+    if mode == "global":
+        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, 1, 1))
+        dx = xp.empty((N, C, H, W), dtype=grad.dtype)
+        dx[...] = grad * (1.0 / (H * W))
+        return dx
+    if mode == "identity":
+        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, H, W))
+        return grad.copy()
+    if mode == "blocks":
+        Ho, Wo = rows, cols
+        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, Ho, Wo))
+        dx = xp.empty((N, C, Ho, H // Ho, Wo, W // Wo), dtype=grad.dtype)
+        dx[...] = (grad * (1.0 / ((H // Ho) * (W // Wo))))[:, :, :, None, :, None]
+        return dx.reshape(N, C, H, W)
+    _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, rows.shape[0], cols.shape[0]))
+    return xp.matmul(rows.T, xp.matmul(grad, cols))
+
+
+# --------------------------------------------------------------------------- LeNet-5 subsampling
+
+
+class SubsampleCache(NamedTuple):
+    """``window_sums``: (N, C, Ho, Wo) sums the coefficients multiplied; ``coeff``: the coefficients."""
+    window_sums: object
+    coeff: object
+    has_bias: bool
+    geom: PoolGeometry
+
+
+def subsample_forward(x, coeff, bias=None, kernel=2, stride=2):
+    """LeNet-5's trainable subsampling.  x (N, C, H, W), coeff (C,), bias (C,) or None
+    ->  (out (N, C, Ho, Wo), cache).
+
+    out[n, c] = coeff[c] * (sum of each kernel x kernel window of x[n, c]) + bias[c]   (no padding)
+    """
+    g = pool_geometry("subsample", x, kernel, stride, 0, 1, False)
+    if coeff is None:
+        raise TypeError(f"subsample: coeff must be an array of shape ({g.C},), got None")
+    channel_vector("subsample", "coeff", coeff, g.C, x)
+    channel_vector("subsample", "bias", bias, g.C, x)
+    sums = window_sum(x, g)
+    out = sums * coeff[:, None, None]
+    if bias is not None:
+        out += bias[:, None, None]
+    return out, SubsampleCache(sums, coeff, bias is not None, g)
+
+
+def subsample_backward(grad, cache: SubsampleCache):
+    """grad (N, C, Ho, Wo)  ->  (dx (N, C, H, W), dcoeff (C,), dbias (C,) or None).
+
+    dcoeff[c] = sum grad * window_sum;  dbias[c] = sum grad;  every window element gets grad * coeff[c].
+    """
+    sums, coeff, has_bias, g = cache
+    _check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    xp = get_array_module(grad)
+    dcoeff = (grad * sums).sum(axis=(0, 2, 3))
+    dbias = grad.sum(axis=(0, 2, 3)) if has_bias else None
+    share = grad * coeff[:, None, None]
+    dx = _scatter_windows(lambda index: share, g, grad.dtype, xp)
+    return dx, dcoeff, dbias
