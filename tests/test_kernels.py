@@ -161,6 +161,19 @@ def test_conv_pointwise_1x1_and_need_flags():
     close(db, rdb)
 
 
+def test_conv_results_do_not_alias_reused_scratch_buffers():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    for stride in (1, 2):
+        out, cache = conv2d_forward(x, w, None, stride, ((1, 1), (1, 1)))
+        first = conv2d_backward(np.ones(out.shape), cache)
+        kept = [a.copy() for a in first[:2]]
+        conv2d_forward(x * 2, w, None, stride, ((1, 1), (1, 1)))
+        conv2d_backward(np.full(out.shape, 3.0), cache)
+        for a, b in zip(first[:2], kept):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_conv_hand_computed():
     """A 3x3 image, 2x2 kernel of ones, stride 1: each output is the sum of a 2x2 block."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)

@@ -311,3 +311,15 @@ def test_lrn_alexnet_defaults_float32_and_errors():
         local_response_norm_forward(np.ones((2, 3)), 2)
     with pytest.raises(ValueError, match=r"local_response_norm: size must be a positive int, got 0"):
         local_response_norm_forward(x, 0)
+
+
+def test_results_do_not_alias_reused_scratch_buffers():
+    """Kernels reuse scratch buffers between calls; what they return must never be one of them."""
+    x = distinct_values((1, 1, 5, 4), 0)
+    for forward, backward in ((lambda v: max_pool2d_forward(v, 2, 2, 0, True), max_pool2d_backward),
+                              (lambda v: avg_pool2d_forward(v, 2, 2, 1, True), avg_pool2d_backward)):
+        out, cache = forward(x)
+        first = backward(np.ones(out.shape), cache)
+        kept = first.copy()
+        backward(np.full(out.shape, 7.0), cache)
+        np.testing.assert_array_equal(first, kept)

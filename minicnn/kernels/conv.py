@@ -379,6 +379,8 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
     dw = xp.empty((G, Og, Kg), dtype=x.dtype) if need_w else None
     w3 = weight.reshape(G, Og, Kg)
+    if not (need_x or need_w):
+        return None, None, db
 
     if g.pointwise:   # per image: dx[n] = W^T @ grad[n];  dW += grad[n] @ x[n]^T
         g4 = grad_out.reshape(g.N, G, Og, L)

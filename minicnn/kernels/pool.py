@@ -101,7 +101,7 @@ def _scatter_windows(parts, g: PoolGeometry, dtype, xp):
         dxpad[:, :, rows, cols] += parts(index)
     if not padded:
         return dxpad
-    return xp.ascontiguousarray(dxpad[:, :, t:t + g.H, l:l + g.W])
+    return dxpad[:, :, t:t + g.H, l:l + g.W].copy()     # a copy: never hand out the workspace
 
 
 # --------------------------------------------------------------------------- max pooling
