@@ -308,7 +308,7 @@ def run_workload(args) -> dict:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
-    times, t_loop = [], time.perf_counter()
+    times, t_loop, cpu_loop = [], time.perf_counter(), time.process_time()
     while len(times) < iters:
         t0 = time.perf_counter()
         out = runner.step()
@@ -316,6 +316,9 @@ def run_workload(args) -> dict:
         times.append(time.perf_counter() - t0)
         if len(times) >= min(iters, 3) and time.perf_counter() - t_loop > args.budget:
             break
+    # CPU time of all this process's threads / wall time: about --threads when it had the cores
+    # to itself, less when other processes took them (or when it did not use its threads).
+    cores_used = (time.process_time() - cpu_loop) / (time.perf_counter() - t_loop)
     if profiler is not None:
         profiler.disable()
         write_profile(profiler, Path(args.profile), f"{args.worker}_{args.framework}")
@@ -326,7 +329,7 @@ def run_workload(args) -> dict:
         iters_timed=len(times), iters_requested=iters, times_ms=[round(t * 1e3, 3) for t in times],
         median_ms=median * 1e3, min_ms=min(times) * 1e3, max_ms=max(times) * 1e3,
         images_per_s=spec["batch"] / median, flop_per_iter=flop_per_iter, gflops=flop_per_iter / median / 1e9,
-        last_output=runner.scalar(out), profiled=bool(args.profile),
+        cores_used=cores_used, last_output=runner.scalar(out), profiled=bool(args.profile),
         threadpools=threadpools(), env={k: os.environ.get(k) for k in REPORTED_ENV_VARS},
         peak_rss_mib=peak_rss_mib())
     return result
@@ -400,6 +403,30 @@ def worker_main(args) -> int:
 
 # --------------------------------------------------------------------------- parent: orchestration
 
+def cpu_idle_fraction(interval: float = 1.0):
+    """Fraction of all CPUs' time that was idle over ``interval`` seconds (Linux /proc/stat; None elsewhere)."""
+    def sample():
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)          # idle + iowait, total
+    try:
+        idle0, total0 = sample()
+        time.sleep(interval)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_idle(args) -> dict:
+    """With ``--wait-idle F``: wait (at most ``--wait-max`` s) until the CPUs are at least F idle."""
+    t0, idle = time.perf_counter(), cpu_idle_fraction(0.5)
+    while (args.wait_idle and idle is not None and idle < args.wait_idle
+           and time.perf_counter() - t0 < args.wait_max):
+        idle = cpu_idle_fraction(2.0)
+    return {"cpu_idle_before": None if idle is None else round(idle, 3),
+            "waited_s": round(time.perf_counter() - t0, 1)}
+
+
 def spawn(args, worker: str, framework: str) -> dict:
     """Run one worker in a fresh interpreter with the thread environment set; return its JSON."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--framework", framework,
@@ -412,6 +439,7 @@ def spawn(args, worker: str, framework: str) -> dict:
     if args.profile and framework in args.profile_frameworks.split(",") and worker != "gemm":
         cmd += ["--profile", args.profile]
     env = set_thread_env(args.threads, dict(os.environ))
+    before = wait_for_idle(args)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -426,6 +454,7 @@ def spawn(args, worker: str, framework: str) -> dict:
         result = {"kind": worker, "framework": framework, "status": "error",
                   "error": f"worker exited with code {proc.returncode} without a result: {tail}"}
     result["wall_s"] = time.perf_counter() - t0
+    result.update(before)
     if result["status"] != "ok":
         result["stderr_tail"] = proc.stderr.strip().splitlines()[-15:]
     return result
@@ -502,7 +531,7 @@ def parent_main(args) -> int:
         "meta": {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                  "command": "python bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                  "device": args.device, "threads": args.threads, "batch_scale": args.batch_scale,
-                 "budget_s": args.budget, "machine": machine_facts(), "git": git_state(), "load_average_start": load_average(),
+                 "budget_s": args.budget, "wait_idle": args.wait_idle, "machine": machine_facts(), "git": git_state(), "load_average_start": load_average(),
                  "notes": notes},
         "gemm": {}, "workloads": [],
     }
@@ -577,6 +606,9 @@ Columns:
 * **peak RSS**: `ru_maxrss` at the end of a process that built and ran only this workload in
   this framework (interpreter and libraries included: importing PyTorch alone costs a few
   hundred MiB, NumPy a few tens).
+* **cores used**: CPU time of the process (all threads) / wall time, over the timed iterations:
+  close to the thread count when the process had its cores, lower when other processes took
+  them or the work was single-threaded (higher is possible: BLAS helper threads that spin).
 * **ratio**: minicnn / PyTorch: above 1 means minicnn is faster (img/s) or uses more memory (RSS).
 """
 
@@ -635,23 +667,31 @@ def render_markdown(report) -> str:
                     versions.setdefault(k, v)
     if versions:
         lines.append("* versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    idle = [r["cpu_idle_before"] for e in report["workloads"] for r in e["results"].values()
+            if r.get("cpu_idle_before") is not None]
+    if idle:
+        waited = sum(r.get("waited_s", 0) for e in report["workloads"] for r in e["results"].values())
+        lines.append(f"* CPUs idle just before each workload started: {100 * min(idle):.0f}% to {100 * max(idle):.0f}% "
+                     f"(median {100 * statistics.median(idle):.0f}%; waited {waited:.0f} s in all for --wait-idle "
+                     f"{meta.get('wait_idle', 0)})")
     lines += [f"* note: {n}" for n in meta["notes"]]
     lines += ["", "| id | model | mode | batch | input | GMAC/img | GFLOP/iter | framework | img/s | "
-              "ms/iter (min-max) | n | GFLOP/s | % GEMM | peak RSS MiB |",
-              "|---|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+              "ms/iter (min-max) | n | GFLOP/s | % GEMM | peak RSS MiB | cores used |",
+              "|---|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for e in report["workloads"]:
         shape = "x".join(str(s) for s in e["input"])
         for fw, r in e["results"].items():
             head = f"| {e['id']} | {e['model']} | {e['mode']} | {e['batch']} | {shape} |"
             if r["status"] != "ok":
-                lines.append(f"{head} - | - | {fw} | error: {r['error'][:120]} | | | | | |")
+                lines.append(f"{head} - | - | {fw} | error: {r['error'][:120]} | | | | | | |")
                 continue
             frac = r.get("fraction_of_gemm")
             lines.append(
                 f"{head} {r['macs_per_image'] / 1e9:.4f} | {_fmt(r['flop_per_iter'] / 1e9)} | {fw} | "
                 f"{_fmt(r['images_per_s'])} | {_fmt(r['median_ms'])} ({_fmt(r['min_ms'])}-{_fmt(r['max_ms'])}) | "
                 f"{r['iters_timed']} | {_fmt(r['gflops'])} | "
-                f"{'-' if frac is None else f'{100 * frac:.1f}%'} | {_fmt(r['peak_rss_mib'])} |")
+                f"{'-' if frac is None else f'{100 * frac:.1f}%'} | {_fmt(r['peak_rss_mib'])} | "
+                f"{r['cores_used']:.2f} |")
     compared = [e for e in report["workloads"] if "ratio_images_per_s" in e]
     if compared:
         lines += ["", "## minicnn / PyTorch", "",
@@ -697,6 +737,9 @@ def parse_args(argv=None):
                    help="multiply every batch size (default: 1 on cpu, 4 on cuda)")
     p.add_argument("--gemm-n", type=int, default=None, help="GEMM size N (default 2048 on cpu, 8192 on cuda)")
     p.add_argument("--gemm-reps", type=int, default=10, help="GEMM repetitions (the best one counts)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="F",
+                   help="before each worker, wait until the CPUs are at least this idle (0-1; default: don't)")
+    p.add_argument("--wait-max", type=float, default=120.0, help="longest wait for --wait-idle, seconds")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
     p.add_argument("--profile", metavar="DIR",
                    help="cProfile the timed iterations into DIR/<id>_<framework>.prof/.txt (slows them down)")
