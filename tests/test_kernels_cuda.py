@@ -200,3 +200,17 @@ def test_emulated_max_pool_kernels(emulated, kernel, stride, padding, ceil_mode,
     dx = np.full(x.shape, np.nan, np.float32)
     call(emulated, "max_pool_bwd_kernel", [grad, argmax, dx], (*ints, dx.size))
     np.testing.assert_allclose(dx, R.max_pool2d_backward(grad, x.shape, ref_arg), rtol=1e-6, atol=1e-6)
+
+
+def test_emulated_max_pool_propagates_nan(emulated):
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = np.nan
+    g = pool_geometry("t", x, 2, 2, 0, 1, False)
+    out = np.zeros((1, 1, 2, 2), np.float32)
+    argmax = np.zeros(out.shape, np.int64)
+    call(emulated, "max_pool_fwd_kernel", [x, out, argmax],
+         (1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2, out.size))
+    assert np.isnan(out[0, 0, 0, 0]) and out[0, 0, 1, 1] == 15
+    cpu, _ = max_pool2d_forward(x, 2)
+    np.testing.assert_array_equal(np.isnan(cpu), np.isnan(out))
+    np.testing.assert_array_equal(cpu[~np.isnan(cpu)], out[~np.isnan(out)])

@@ -23,9 +23,10 @@ Backward.
     dbias[o]   = sum over (n, oh, ow) of grad[n, o, oh, ow]
     dweight    = grad2 @ cols^T                  grad2 = grad as (O, N*Ho*Wo)
     dx         = col2im(weight^T @ grad2)        scatter-add every column back to its pixels
-For stride 1 on the CPU, dx is computed instead as a convolution of the gradient with the flipped,
-transposed kernel ("full" correlation: pad by dilation*(k-1) - padding): the same numbers, but an
-im2col copy replaces col2im's kH*kW strided accumulations, which NumPy runs much more slowly.
+For stride 1 on the CPU, dx is usually computed instead as a convolution of the gradient with the
+flipped, transposed kernel ("full" correlation: pad by dilation*(k-1) - padding): the same numbers,
+but an im2col copy replaces col2im's kH*kW strided accumulations, which NumPy runs about three
+times more slowly per element (see ``dx_by_transposed_conv`` for when each is used).
 
 ``cache`` (a ``ConvCache``) holds references to x and weight, not copies: do not modify them in
 place between forward and backward.
@@ -353,11 +354,17 @@ def _flipped_transposed_weight(weight, groups):
 def dx_by_transposed_conv(xp, g: ConvGeometry) -> bool:
     """Whether backward computes dx as a convolution of the gradient (True) or by col2im (False).
 
-    Only for stride 1 on the CPU, and only when there are more output pixels than output channels:
-    it costs a flipped copy of the weight, which in deep layers (small maps, many channels) would
-    cost more than the col2im it saves.
+    Only for stride 1 on the CPU, and only when it is expected to be cheaper.  Rough costs in
+    element operations, from measurements: the transposed convolution copies O*kH*kW*N*H*W column
+    entries and makes a flipped copy of the weight (about 3 per weight, as it is cache-cold); col2im
+    has the GEMM write C*kH*kW*N*Ho*Wo entries and adds them back in strided slices (about 3 each).
     """
-    return xp is np and g.stride == (1, 1) and g.N * g.Ho * g.Wo >= 2 * g.O
+    if xp is not np or g.stride != (1, 1):
+        return False
+    kk = g.kh * g.kw
+    transposed = g.O * kk * g.N * g.H * g.W + 3 * g.O * (g.C // g.groups) * kk
+    scatter = 4 * g.C * kk * g.N * g.Ho * g.Wo
+    return transposed < scatter
 
 
 def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b=True):

@@ -82,7 +82,7 @@ extern "C" __global__ void col2im_kernel(const T* __restrict__ cols, T* __restri
 """,
     "max_pool_fwd_kernel": r"""
 // out[n, c, oh, ow] = max of the window (padding ignored); argmax = h*W + w of the FIRST maximum
-// in row-major window order.
+// in row-major window order.  A NaN anywhere in the window makes the output NaN.
 extern "C" __global__ void max_pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ out,
         long long* __restrict__ argmax,
         long long N, long long C, long long H, long long W, long long kh, long long kw,
@@ -93,8 +93,9 @@ extern "C" __global__ void max_pool_fwd_kernel(const T* __restrict__ x, T* __res
         const long long oh = (idx / Wo) % Ho;
         const long long nc = idx / (Wo * Ho);
         const T* plane = x + nc * H * W;
-        T best = 0;
-        long long arg = -1;
+        T best = 0, nan_seen = 0;
+        long long arg = -1, first = -1;
+        bool nan = false;
         for (long long i = 0; i < kh; ++i) {
             const long long h = oh * sh - ph + i * dh;
             if (h < 0 || h >= H) continue;
@@ -102,10 +103,13 @@ extern "C" __global__ void max_pool_fwd_kernel(const T* __restrict__ x, T* __res
                 const long long w = ow * sw - pw + j * dw;
                 if (w < 0 || w >= W) continue;
                 const T v = plane[h * W + w];
-                if (arg < 0 || v > best) { best = v; arg = h * W + w; }
+                if (first < 0) first = h * W + w;
+                if (v != v) { nan = true; nan_seen = v; }        // NaN: the output is NaN, as in PyTorch
+                else if (arg < 0 || v > best) { best = v; arg = h * W + w; }
             }
         }
-        out[idx] = best;
+        if (arg < 0) arg = first;                            // only NaNs in the window
+        out[idx] = nan ? nan_seen : best;
         argmax[idx] = arg;
     }
 }

@@ -120,7 +120,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     out[n, c, oh, ow] = max over (i, j) of xpad[n, c, oh*sh + i*dh, ow*sw + j*dw], padding = -inf.
     ``stride`` defaults to ``kernel_size``; padding must be at most half the kernel (as in PyTorch).
     Ties go to the FIRST maximum in row-major window order (the one backward routes gradient to).
-    A NaN in a window is not treated as the maximum unless it is the window's first element.
+    A NaN in a window makes the output NaN (as in PyTorch); where its gradient goes is unspecified.
     """
     g = pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = get_array_module(x)
@@ -139,7 +139,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
             out = candidate.copy()
             continue
         np.greater(candidate, out, out=better)        # strictly greater: an earlier tie keeps the win
-        np.copyto(out, candidate, where=better)
+        np.maximum(out, candidate, out=out)
         np.copyto(argmax, index, where=better, casting="unsafe")
     return out, MaxPoolCache(argmax, g)
 
