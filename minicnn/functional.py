@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from . import backend
+from . import kernels as K
 from .autograd import Function, Tensor, ReLU, Sigmoid, Tanh
 from .backend import get_array_module
 
@@ -236,3 +237,202 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
 
 # --------------------------------------------------------------------------- kernels: conv, pooling, norms
 # (wired to minicnn.kernels below)
+
+
+def _pair(value, op, name):
+    """An int or a pair of ints as a pair (``3 -> (3, 3)``)."""
+    if isinstance(value, numbers.Integral):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, numbers.Integral) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _data(t):
+    return None if t is None else t.data
+
+
+class Conv2dFunction(Function):
+    """2-D convolution by im2col + one GEMM (see ``kernels.conv``);  backward: col2im for x, GEMMs for w."""
+
+    def forward(self, x, weight, bias, stride, padding, dilation, groups):
+        out, self.cache = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        return out
+
+    def backward(self, grad):
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        return K.conv2d_backward(grad, self.cache, need_x, need_w, need_b)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:  # noqa: A002
+    """Convolve ``input`` (N, C, H, W) with ``weight`` (O, C/groups, kH, kW) -> (N, O, H', W').
+
+    ``padding``: an int, a pair, ``'valid'``, ``'same'`` (stride 1, as PyTorch), or a 4-tuple
+    ``(top, bottom, left, right)`` for asymmetric padding (a minicnn extension; PyTorch
+    users call ``F.pad`` first, which works here too).
+    """
+    stride, dilation = _pair(stride, "conv2d", "stride"), _pair(dilation, "conv2d", "dilation")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
+                         f"got shape {tuple(weight.shape)}")
+    padding = K.normalize_conv_padding(padding, weight.shape[2:], stride, dilation)
+    return Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, int(groups))
+
+
+class Linear(Function):
+    """y = x @ W^T + b for x (*, in), W (out, in);  dx = g @ W, dW = g^T x, db = sum(g)."""
+
+    def forward(self, x, weight, bias):
+        out, self.cache = K.linear_forward(x, weight, bias)
+        return out
+
+    def backward(self, grad):
+        return K.linear_backward(grad, self.cache, *self.needs_input_grad[:3])
+
+
+def linear(input, weight, bias=None) -> Tensor:  # noqa: A002
+    """Affine map ``input @ weight.T + bias`` (``torch.nn.functional.linear``)."""
+    return Linear.apply(input, weight, bias)
+
+
+class MaxPool2d(Function):
+    """Max over each window (padding counts as -inf);  dx: g routed to the first arg-max of each window."""
+
+    def forward(self, x, kernel_size, stride, padding, ceil_mode):
+        out, self.cache = K.max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode)
+        return out
+
+    def backward(self, grad):
+        return K.max_pool2d_backward(grad, self.cache)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:  # noqa: A002
+    """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
+    kernel_size = _pair(kernel_size, "max_pool2d", "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "max_pool2d", "stride")
+    return MaxPool2d.apply(input, kernel_size, stride, _pair(padding, "max_pool2d", "padding"), bool(ceil_mode))
+
+
+class AvgPool2d(Function):
+    """Mean over each window;  dx: g / divisor spread evenly over the window."""
+
+    def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+        out, self.cache = K.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return out
+
+    def backward(self, grad):
+        return K.avg_pool2d_backward(grad, self.cache)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:  # noqa: A002
+    """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
+    kernel_size = _pair(kernel_size, "avg_pool2d", "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "avg_pool2d", "stride")
+    return AvgPool2d.apply(input, kernel_size, stride, _pair(padding, "avg_pool2d", "padding"),
+                           bool(ceil_mode), bool(count_include_pad))
+
+
+class AdaptiveAvgPool2d(Function):
+    """Average over PyTorch's adaptive bins [floor(i*H/out), ceil((i+1)*H/out));  dx: g spread over each bin."""
+
+    def forward(self, x, output_size):
+        out, self.cache = K.adaptive_avg_pool2d_forward(x, output_size)
+        return out
+
+    def backward(self, grad):
+        return K.adaptive_avg_pool2d_backward(grad, self.cache)
+
+
+def adaptive_avg_pool2d(input, output_size) -> Tensor:  # noqa: A002
+    """Average-pool to a fixed ``output_size`` (an int, a pair; ``None`` keeps that input size)."""
+    if isinstance(output_size, numbers.Integral):
+        output_size = (int(output_size), int(output_size))
+    if input.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: expected input of shape (N, C, H, W), got {tuple(input.shape)}")
+    output_size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))
+    return AdaptiveAvgPool2d.apply(input, output_size)
+
+
+class Subsample(Function):
+    """LeNet-5's trainable subsampling: y = coeff[c] * (window sum of x) + bias[c];
+    dx = coeff * g spread over the window, dcoeff = sum(g * window sums), dbias = sum(g)."""
+
+    def forward(self, x, weight, bias, kernel_size, stride):
+        out, self.cache = K.subsample_forward(x, weight, bias, kernel_size, stride)
+        return out
+
+    def backward(self, grad):
+        return K.subsample_backward(grad, self.cache)
+
+
+def subsample(input, weight, bias, kernel_size=2, stride=2) -> Tensor:  # noqa: A002
+    """LeNet-5's S2/S4 layers (no PyTorch equivalent): a trainable coefficient and bias per channel."""
+    return Subsample.apply(input, weight, bias, kernel_size, stride)
+
+
+class BatchNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1);
+    batch statistics in training (running statistics updated in place), running ones in eval."""
+
+    def forward(self, x, running_mean, running_var, weight, bias, training, momentum, eps):
+        out, self.cache = K.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        return out
+
+    def backward(self, grad):
+        need_x, _, _, need_w, need_b = self.needs_input_grad[:5]
+        dx, dw, db = K.batch_norm_backward(grad, self.cache, need_x, need_w, need_b)
+        return dx, None, None, dw, db
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
+               momentum=0.1, eps=1e-5) -> Tensor:
+    """Batch normalisation over (N, C) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
+
+    ``running_mean``/``running_var`` are tensors updated in place when ``training`` (unbiased
+    variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
+    """
+    if input.ndim not in (2, 4):
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {tuple(input.shape)}")
+    if running_mean is None and not training:
+        raise ValueError("batch_norm: running statistics are required in eval mode")
+    return BatchNorm.apply(input, _data(running_mean), _data(running_var), weight, bias,
+                           bool(training), float(momentum), float(eps))
+
+
+class LocalResponseNorm(Function):
+    """y = x / (k + alpha/size * sum of x^2 over ``size`` neighbouring channels)^beta (PyTorch's)."""
+
+    def forward(self, x, size, alpha, beta, k):
+        out, self.cache = K.local_response_norm_forward(x, size, alpha, beta, k)
+        return out
+
+    def backward(self, grad):
+        return K.local_response_norm_backward(grad, self.cache)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0) -> Tensor:  # noqa: A002
+    """Local response normalisation across channels (AlexNet; ``torch.nn.functional.local_response_norm``)."""
+    return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))
+
+
+class Dropout(Function):
+    """Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
+
+    def forward(self, x, p, training, rng):
+        out, self.mask = K.dropout_forward(x, p, training, rng)
+        return out
+
+    def backward(self, grad):
+        return K.dropout_backward(grad, self.mask)
+
+
+def dropout(input, p=0.5, training=True) -> Tensor:  # noqa: A002
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity unless ``training``.
+
+    The mask comes from the device's default generator: ``minicnn.manual_seed`` makes it repeatable.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return input
+    return Dropout.apply(input, float(p), True, backend.generator(input.device))

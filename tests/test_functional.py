@@ -133,3 +133,123 @@ def test_activation_dtypes(device):
         y = f(x)
         (y * y).sum().backward()
         assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- kernel-based ops through autograd
+
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h=st.integers(3, 6), w=st.integers(3, 6),
+       k=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 1),
+       dilation=st.integers(1, 2), groups=st.sampled_from([1, "depthwise"]), bias=st.booleans())
+def test_conv2d_gradcheck(n, c, h, w, k, stride, padding, dilation, groups, bias):
+    groups = c if groups == "depthwise" else 1
+    out_c = 2 * groups
+    if (h + 2 * padding - dilation * (k - 1) - 1) < 0 or (w + 2 * padding - dilation * (k - 1) - 1) < 0:
+        return
+    x = t64((n, c, h, w), seed=1)
+    wt = t64((out_c, c // groups, k, k), seed=2)
+    b = t64((out_c,), seed=3) if bias else None
+    args = (x, wt) + ((b,) if bias else ())
+    assert gradcheck(lambda *a: F.conv2d(a[0], a[1], a[2] if bias else None, stride, padding, dilation, groups), *args)
+
+
+def test_conv2d_padding_modes():
+    x = t64((1, 2, 5, 6), seed=4)
+    wt = t64((3, 2, 2, 3), seed=5)
+    assert F.conv2d(x, wt, padding="same").shape == (1, 3, 5, 6)
+    assert F.conv2d(x, wt, padding="valid").shape == (1, 3, 4, 4)
+    assert F.conv2d(x, wt, padding=(1, 0)).shape == (1, 3, 6, 4)
+    asym = F.conv2d(x, wt, padding=(0, 1, 1, 1))           # (top, bottom, left, right)
+    ref = F.conv2d(F.pad(x, (1, 1, 0, 1)), wt)
+    np.testing.assert_allclose(asym.numpy(), ref.numpy(), rtol=1e-12)
+    assert gradcheck(lambda a, b: F.conv2d(a, b, padding="same"), x, wt)
+    with pytest.raises(ValueError, match="conv2d: weight must be 4-D"):
+        F.conv2d(x, minicnn.ones(3, 3))
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil", [(2, 2, 0, False), (3, 2, 1, False), (3, 2, 0, True),
+                                                        ((2, 3), 1, 0, False)])
+def test_pool_gradcheck(kernel, stride, padding, ceil):
+    rng = np.random.default_rng(6)
+    x = minicnn.tensor(rng.permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) / 10.0, requires_grad=True)
+    assert gradcheck(lambda t: F.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil), x)
+    for include in (True, False):
+        assert gradcheck(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil, include), x)
+
+
+@pytest.mark.parametrize("size", [1, (1, 1), (7, 7), (3, 3), (2, 7), (None, 1)])
+def test_adaptive_avg_pool_gradcheck(size):
+    x = t64((2, 3, 7, 7), seed=7)
+    out = F.adaptive_avg_pool2d(x, size)
+    if size in (1, (1, 1)):
+        np.testing.assert_allclose(out.numpy(), x.data.mean(axis=(2, 3), keepdims=True))
+    if size == (7, 7):
+        np.testing.assert_allclose(out.numpy(), x.data)
+    assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, size), x)
+
+
+def test_subsample_gradcheck():
+    x, coeff, bias = t64((2, 3, 6, 6), seed=8), t64((3,), seed=9), t64((3,), seed=10)
+    out = F.subsample(x, coeff, bias)
+    ref = x.data.reshape(2, 3, 3, 2, 3, 2).sum(axis=(3, 5)) * coeff.data[:, None, None] + bias.data[:, None, None]
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    assert gradcheck(F.subsample, x, coeff, bias)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 4, 4)])
+def test_batch_norm_gradcheck(training, shape):
+    c = shape[1]
+    x, w, b = t64(shape, seed=11), t64((c,), seed=12), t64((c,), seed=13)
+
+    def fn(x_, w_, b_):
+        rm = minicnn.tensor(np.linspace(-0.5, 0.5, c))
+        rv = minicnn.tensor(np.linspace(0.5, 1.5, c))
+        return F.batch_norm(x_, rm, rv, w_, b_, training=training)
+    assert gradcheck(fn, x, w, b)
+
+
+def test_batch_norm_updates_running_stats():
+    x = t64((8, 2, 3, 3), seed=14)
+    rm, rv = minicnn.zeros(2, dtype=np.float64), minicnn.ones(2, dtype=np.float64)
+    F.batch_norm(x, rm, rv, training=True, momentum=0.1)
+    np.testing.assert_allclose(rm.numpy(), 0.1 * x.data.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(rv.numpy(), 0.9 + 0.1 * x.data.var(axis=(0, 2, 3), ddof=1))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        F.batch_norm(minicnn.ones(1, 2), minicnn.zeros(2), minicnn.ones(2), training=True)
+
+
+def test_lrn_linear_dropout():
+    x = t64((2, 6, 3, 3), seed=15, low=0.1)
+    assert gradcheck(lambda t: F.local_response_norm(t, 3, alpha=0.5, beta=0.75, k=2.0), x)
+    a, w, b = t64((4, 5), seed=16), t64((3, 5), seed=17), t64((3,), seed=18)
+    np.testing.assert_allclose(F.linear(a, w, b).numpy(), a.data @ w.data.T + b.data)
+    assert gradcheck(F.linear, a, w, b)
+
+    def drop(t):
+        minicnn.manual_seed(3)
+        return F.dropout(t, 0.4, training=True)
+    y = drop(x)
+    kept = y.numpy() != 0
+    np.testing.assert_allclose(y.numpy()[kept], x.data[kept] / 0.6)
+    np.testing.assert_array_equal(drop(x).numpy(), y.numpy())                # seeded
+    assert F.dropout(x, 0.4, training=False) is x
+    assert gradcheck(drop, x)
+    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
+        F.dropout(x, 1.0)
+
+
+def test_kernel_ops_keep_float32(device):
+    x = minicnn.tensor(np.random.default_rng(0).standard_normal((2, 4, 8, 8)).astype(np.float32),
+                       device=device, requires_grad=True)
+    w = minicnn.tensor(np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32),
+                       device=device, requires_grad=True)
+    rm, rv = minicnn.zeros(4, device=device), minicnn.ones(4, device=device)
+    y = F.conv2d(x, w, padding=1)
+    y = F.batch_norm(y, rm, rv, training=True)
+    y = F.local_response_norm(F.relu(y), 3)
+    y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 2)
+    y = F.adaptive_avg_pool2d(F.dropout(y, 0.2), 1).flatten(1)
+    loss = F.cross_entropy(y, np.array([1, 3]) if device == "cpu" else minicnn.tensor([1, 3], device=device))
+    loss.backward()
+    assert loss.dtype == np.float32 and x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+    assert rm.dtype == np.float32 and rv.dtype == np.float32
