@@ -398,34 +398,31 @@ class Module:
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         own = self.state_dict(keep_vars=True)            # name -> the module's own tensor
-        given = list(state_dict.keys())
         missing = [key for key in own if key not in state_dict]
-        unexpected = [key for key in given if key not in own]
-
-        def array_of(value):
-            return value.data if isinstance(value, Tensor) else value
+        unexpected = [key for key in state_dict.keys() if key not in own]
+        sources = {}                                    # name -> array to copy (read once: np.load reads lazily)
+        for key in own:
+            if key in state_dict:
+                value = state_dict[key]
+                value = value.data if isinstance(value, Tensor) else value
+                sources[key] = value if hasattr(value, "shape") else np.asarray(value)   # lists, scalars
 
         errors = []
         if strict and unexpected:
             errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
         if strict and missing:
             errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-        for key, target in own.items():
-            if key in state_dict:
-                shape = tuple(np.shape(array_of(state_dict[key])))
-                if shape != tuple(target.shape):
-                    errors.append(f'size mismatch for "{key}": the model expects shape {tuple(target.shape)}, '
-                                  f"the state_dict has shape {shape}.")
+        for key, source in sources.items():
+            if tuple(source.shape) != tuple(own[key].shape):
+                errors.append(f'size mismatch for "{key}": the model expects shape {tuple(own[key].shape)}, '
+                              f"the state_dict has shape {tuple(source.shape)}.")
         if errors:
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
                                  + "\n  ".join(errors))
 
-        for key, target in own.items():
-            if key in state_dict:
-                source = array_of(state_dict[key])
-                if not hasattr(source, "shape"):        # a Python scalar or list
-                    source = np.asarray(source)
-                target.data[...] = backend.to_device(source, target.device)     # casts to target's dtype
+        for key, source in sources.items():
+            target = own[key]
+            target.data[...] = backend.to_device(source, target.device)     # casts to the target's dtype
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing
