@@ -519,6 +519,23 @@ def test_conv2d_against_reference(config):
     assert conv.float()(x.float()).dtype == np.float32
 
 
+def test_conv2d_same_and_valid_padding():
+    x = rand(2, 2, 7, 6, seed=24, dtype=np.float64)
+    for kernel_size in (3, 4, (2, 5)):
+        conv = nn.Conv2d(2, 3, kernel_size, padding="same").double()
+        kh, kw = conv.kernel_size                    # PyTorch's 'same': the odd pixel of padding goes after
+        padded = np.pad(x.data, ((0, 0), (0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)))
+        out = conv(x)
+        assert out.shape == (2, 3, 7, 6)
+        np.testing.assert_allclose(out.numpy(), ref_conv2d(padded, conv.weight.data, conv.bias.data), rtol=1e-10)
+    valid = nn.Conv2d(2, 3, 3, padding="valid")
+    assert valid(x.float()).shape == (2, 3, 5, 4) and repr(valid) == "Conv2d(2, 3, kernel_size=(3, 3), stride=(1, 1))"
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="'valid' or 'same'"):
+        nn.Conv2d(2, 3, 3, padding="full")
+
+
 def test_linear_against_reference():
     lin = nn.Linear(5, 3)
     x = rand(4, 5, seed=2)
@@ -538,16 +555,20 @@ def test_layers_validate_their_input():
     with pytest.raises(ValueError, match=re.escape(
             "Linear(in_features=9216, out_features=10, bias=True): expected input of shape (*, 9216), got (8, 1000)")):
         nn.Linear(9216, 10)(minicnn.zeros(8, 1000))
-    with pytest.raises(ValueError, match=re.escape("BatchNorm2d(16): expected input of shape (N, 16, H, W), got (4, 8, 5, 5)")):
+    with pytest.raises(ValueError, match=re.escape(
+            "BatchNorm2d(16): expected input of shape (N, 16, H, W), got (4, 8, 5, 5)")):
         nn.BatchNorm2d(16)(minicnn.zeros(4, 8, 5, 5))
     with pytest.raises(ValueError, match=re.escape("BatchNorm1d(16): expected input of shape (N, 16) or (N, 16, L)")):
         nn.BatchNorm1d(16)(minicnn.zeros(4, 16, 2, 2))
-    with pytest.raises(ValueError, match=re.escape("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, "
-                                                   "ceil_mode=False): expected input of shape (N, C, H, W), got (4, 4)")):
+    with pytest.raises(ValueError, match=re.escape(
+            "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False): "
+            "expected input of shape (N, C, H, W), got (4, 4)")):
         nn.MaxPool2d(2)(minicnn.zeros(4, 4))
-    with pytest.raises(ValueError, match=re.escape("Subsampling(6, kernel_size=(2, 2)): expected input of shape (N, 6, H, W)")):
+    with pytest.raises(ValueError, match=re.escape(
+            "Subsampling(6, kernel_size=(2, 2)): expected input of shape (N, 6, H, W)")):
         nn.Subsampling(6)(minicnn.zeros(1, 3, 4, 4))
-    with pytest.raises(TypeError, match=re.escape("Conv2d(1, 2, kernel_size=(3, 3)): expected a minicnn Tensor, got ndarray")):
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv2d(1, 2, kernel_size=(3, 3)): expected a minicnn Tensor, got ndarray")):
         nn.Conv2d(1, 2, 3)(np.zeros((1, 1, 5, 5)))
     with pytest.raises(TypeError, match="input dtype float64 does not match the parameter dtype float32"):
         nn.Linear(2, 2)(minicnn.zeros(3, 2, dtype=np.float64))
@@ -573,7 +594,8 @@ def test_batchnorm2d_train_uses_batch_stats_and_updates_running_stats():
     bn.bias.data[...] = [0.0, -1.0, 3.0]
     x = rand(4, 3, 5, 6, seed=4, dtype=np.float64, low=-2, high=3)
     out = bn(x)
-    np.testing.assert_allclose(out.numpy(), bn_reference(x.data, bn.weight.data, bn.bias.data, 1e-5), rtol=1e-10, atol=1e-12)
+    ref = bn_reference(x.data, bn.weight.data, bn.bias.data, 1e-5)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10, atol=1e-12)
     count = 4 * 5 * 6
     batch_mean = x.data.mean(axis=(0, 2, 3))
     unbiased_var = x.data.var(axis=(0, 2, 3)) * count / (count - 1)
@@ -639,7 +661,8 @@ def test_avgpool2d_against_reference():
     x = rand(2, 2, 7, 7, seed=10, dtype=np.float64)
     for kwargs in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
                    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
-                   dict(kernel_size=2, stride=2, ceil_mode=True), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)):
+                   dict(kernel_size=2, stride=2, ceil_mode=True),
+                   dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)):
         pool = nn.AvgPool2d(**kwargs)
         k, s, p = pool.kernel_size, pool.stride, pool.padding
         ref = ref_pool2d(x.data, (k, k), (s, s), (p, p), kwargs.get("ceil_mode", False), "avg",
@@ -689,6 +712,7 @@ def test_dropout_train_and_eval():
     drop.eval()
     np.testing.assert_array_equal(drop(x).numpy(), x.numpy())                 # identity in eval
     np.testing.assert_array_equal(nn.Dropout(0.0)(x).numpy(), x.numpy())
+    np.testing.assert_array_equal(nn.Dropout(1.0)(x).numpy(), np.zeros((200, 100)))   # as PyTorch
 
 
 def test_activations_and_shape_layers():

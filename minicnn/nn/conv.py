@@ -18,7 +18,8 @@ class Conv2d(Module):
     with fan_in = in_channels/groups * kh * kw, and the bias from the same distribution).
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; ``padding``
     may also be ``'valid'`` (none) or ``'same'`` (stride 1 only).  Only zero padding
-    (``padding_mode='zeros'``) is supported.
+    (``padding_mode='zeros'``) is supported, and the input must be batched (N, C, H, W)
+    (PyTorch also accepts an unbatched (C, H, W); use ``x.unsqueeze(0)``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,

@@ -20,6 +20,8 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, input):  # noqa: A002
+        if self.training and self.p == 1.0:      # drop everything (F.dropout needs p < 1 to scale by 1/(1-p))
+            return input * 0.0
         return F.dropout(input, self.p, self.training)
 
     def extra_repr(self):
