@@ -1,6 +1,6 @@
 """Benchmark of the hand-written kernels (prints figures; not a test).
 
-    python bench/kernels.py [--repeat 5] [--dtype float32] [--only resnet]
+    python bench/kernels.py [--repeat 5] [--dtype float32] [--only resnet] [--products]
 
 For each convolution shape it prints the forward and backward (dx, dweight, dbias) times, the
 achieved GFLOP/s, forward + backward as a fraction of this machine's float32 GEMM rate measured
@@ -112,11 +112,40 @@ def bench_pool(dtype, repeat):
     return name, (n, c, size), min(fwd), min(bwd), x.nbytes
 
 
+def compare_products(dtype, repeat):
+    """The conv forward's product for ResNet 3x3 128ch 28px, written the ways NumPy allows.
+    minicnn uses the first: one 2-D GEMM on (C*kH*kW, N*Ho*Wo) columns (then one copy to NCHW)."""
+    n, c, o, size = 8, 128, 128, 28
+    rng = np.random.default_rng(0)
+    k, pixels = c * 9, size * size
+    w = rng.standard_normal((o, k)).astype(dtype)
+    cols = rng.standard_normal((k, n * pixels)).astype(dtype)
+    cols_nkl = np.ascontiguousarray(cols.reshape(k, n, pixels).transpose(1, 0, 2))   # per-image columns
+    variants = {
+        "matmul (O,K)@(K,N*L), + copy to NCHW": lambda: np.ascontiguousarray(
+            (w @ cols).reshape(o, n, pixels).transpose(1, 0, 2)),
+        "tensordot over K, + copy to NCHW": lambda: np.ascontiguousarray(
+            np.tensordot(w, cols, axes=(1, 0)).reshape(o, n, pixels).transpose(1, 0, 2)),
+        "einsum 'ok,kp->op' (optimize), + copy": lambda: np.ascontiguousarray(
+            np.einsum("ok,kp->op", w, cols, optimize=True).reshape(o, n, pixels).transpose(1, 0, 2)),
+        "batched matmul (O,K)@(N,K,L) -> NCHW": lambda: np.matmul(w, cols_nkl),
+        "einsum 'ok,nkl->nol' (optimize)": lambda: np.einsum("ok,nkl->nol", w, cols_nkl, optimize=True),
+    }
+    flops = 2.0 * o * k * n * pixels
+    print("\n| product (forward of ResNet 3x3 128ch 28px) | ms | GFLOP/s |\n|---|---:|---:|")
+    for name, f in variants.items():
+        f()
+        t = min(_timed(f) for _ in range(repeat))
+        print(f"| {name} | {t * 1e3:.1f} | {flops / t / 1e9:.0f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per shape (the minimum is reported)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--only", default="", help="run only the shapes whose name contains this text")
+    parser.add_argument("--products", action="store_true",
+                        help="also time the ways of writing the conv product (matmul, tensordot, einsum)")
     args = parser.parse_args(argv)
     dtype = np.dtype(args.dtype)
 
@@ -137,6 +166,8 @@ def main(argv=None):
         name, (n, c, size), fwd, bwd, nbytes = bench_pool(dtype, args.repeat)
         print(f"\n| pool | input | fwd ms | bwd ms | input GB/s fwd |\n|---|---|---:|---:|---:|\n"
               f"| {name} | {n}x{c}x{size}x{size} | {fwd * 1e3:.1f} | {bwd * 1e3:.1f} | {nbytes / fwd / 1e9:.1f} |")
+    if args.products:
+        compare_products(dtype, args.repeat)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,17 @@ def test_conv_results_do_not_alias_reused_scratch_buffers():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_conv_empty_batch(kernel):
+    x, w = np.zeros((0, 2, 5, 5), np.float32), np.ones((3, 2, kernel, kernel), np.float32)
+    out, cache = conv2d_forward(x, w, np.ones(3, np.float32))
+    assert out.shape == (0, 3, 6 - kernel, 6 - kernel) and out.dtype == np.float32
+    dx, dw, db = conv2d_backward(out, cache)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.zeros(3))
+
+
 def test_conv_hand_computed():
     """A 3x3 image, 2x2 kernel of ones, stride 1: each output is the sum of a 2x2 block."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)

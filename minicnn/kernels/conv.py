@@ -173,7 +173,7 @@ def batch_chunk(xp, n_images: int, bytes_per_image: int, pixels_per_image: int) 
     target = CPU_CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
     m = max(1, target // max(1, bytes_per_image))
     m = max(m, -(-MIN_GEMM_COLUMNS // max(1, pixels_per_image)))
-    return min(n_images, m)
+    return max(1, min(n_images, m))
 
 
 # --------------------------------------------------------------------------- im2col / col2im
@@ -388,6 +388,8 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     w3 = weight.reshape(G, Og, Kg)
     if not (need_x or need_w):
         return None, None, db
+    if g.N == 0:   # an empty batch: nothing flows back
+        return (dx, xp.zeros(weight.shape, dtype=x.dtype) if need_w else None, db)
 
     if g.pointwise:   # per image: dx[n] = W^T @ grad[n];  dW += grad[n] @ x[n]^T
         g4 = grad_out.reshape(g.N, G, Og, L)
