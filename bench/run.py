@@ -173,15 +173,15 @@ class MinicnnRunner:
                 total[0] += out.numel() * shapes[0][-1]
             return out
 
-        model = self.architectures.get(spec["model"], num_classes=spec["classes"],
-                                       in_channels=spec["input"][0], **spec["options"]).eval()
-        x = self.minicnn.zeros(1, *spec["input"])
+        x = self.minicnn.zeros(1, *spec["input"], device=self.device)
+        self.model.eval()
         Function.apply = classmethod(counting_apply)
         try:
             with self.minicnn.no_grad():
-                model(x)
+                self.model(x)
         finally:
             Function.apply = original
+            self.model.train(self.train)
         return total[0]
 
 
@@ -251,14 +251,16 @@ class TorchRunner:
             else:
                 total[0] += out.numel() * module.in_features
 
-        model = self.torch_models.get(spec["model"], num_classes=spec["classes"],
-                                      in_channels=spec["input"][0], **spec["options"]).eval()
-        handles = [m.register_forward_hook(hook) for m in model.modules()
+        handles = [m.register_forward_hook(hook) for m in self.model.modules()
                    if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-        with torch.no_grad():
-            model(torch.zeros(1, *spec["input"]))
-        for h in handles:
-            h.remove()
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                self.model(torch.zeros(1, *spec["input"], device=self.device))
+        finally:
+            for h in handles:
+                h.remove()
+            self.model.train(self.train)
         return total[0]
 
 
@@ -287,7 +289,6 @@ def run_workload(args) -> dict:
     t_start = time.perf_counter()
     runner = make_runner(args.framework, args.device, args.threads)
     result["versions"] = runner.versions()
-    result["macs_per_image"] = int(runner.count_macs(spec))
 
     import numpy as np
     rng = np.random.default_rng(0)
@@ -295,6 +296,7 @@ def run_workload(args) -> dict:
     y = rng.integers(0, spec["classes"], size=spec["batch"], dtype=np.int64)
     runner.build(spec, x, y)
     result["parameters"] = runner.num_parameters()
+    result["macs_per_image"] = int(runner.count_macs(spec))   # one image, eval mode, untimed
     result["setup_s"] = time.perf_counter() - t_start
 
     for _ in range(warmup):
