@@ -15,6 +15,8 @@ from .backend import cuda_available, manual_seed
 from .autograd import (Function, Tensor, arange, cat, enable_grad, full, is_grad_enabled, maximum, minimum,
                        no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from . import functional, nn, optim, data, architectures
+from .summary import summary
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_

@@ -431,8 +431,10 @@ def dropout(input, p=0.5, training=True) -> Tensor:  # noqa: A002
 
     The mask comes from the device's default generator: ``minicnn.manual_seed`` makes it repeatable.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
+    if p == 1.0:                       # everything dropped (PyTorch returns zeros too)
+        return input * 0.0
     return Dropout.apply(input, float(p), True, backend.generator(input.device))

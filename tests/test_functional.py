@@ -234,8 +234,9 @@ def test_lrn_linear_dropout():
     np.testing.assert_array_equal(drop(x).numpy(), y.numpy())                # seeded
     assert F.dropout(x, 0.4, training=False) is x
     assert gradcheck(drop, x)
-    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
-        F.dropout(x, 1.0)
+    np.testing.assert_array_equal(F.dropout(x, 1.0).numpy(), np.zeros(x.shape))
+    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\]"):
+        F.dropout(x, 1.5)
 
 
 def test_kernel_ops_keep_float32(device):
