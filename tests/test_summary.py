@@ -138,6 +138,7 @@ def test_module_is_callable_and_device_is_checked():
 def test_cli_help():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""            # in particular no runpy warning about minicnn.summary
     assert "usage: python -m minicnn.summary" in result.stdout
     for word in ("--input", "--num-classes", "--option", "resnet50", "lenet5"):
         assert word in result.stdout

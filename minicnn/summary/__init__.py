@@ -28,6 +28,9 @@ Columns:
 
 Layers of the model that the eval-mode forward does not call (GoogLeNet's auxiliary
 classifiers) are listed at the end with no output shape, so that the rows add up to the totals.
+
+(A package rather than a single file so that ``python -m minicnn.summary`` runs ``__main__.py``
+without Python warning that ``minicnn`` already imported this module.)
 """
 from __future__ import annotations
 
@@ -39,8 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend
-from .autograd import Tensor, no_grad, zeros
+from .. import backend
+from ..autograd import Tensor, no_grad, zeros
 
 
 @dataclass
@@ -116,7 +119,7 @@ def _own_counts(module):
 
 def _mult_adds(module, inputs, output) -> int:
     """Multiply-accumulates of one call, per image of the batch (see the module docstring)."""
-    from . import nn  # noqa: PLC0415  (nn imports much; keep `import minicnn.summary` light)
+    from .. import nn  # noqa: PLC0415  (nn imports much; keep `import minicnn.summary` light)
 
     if not isinstance(output, Tensor) or output.ndim == 0:
         return 0
@@ -345,7 +348,7 @@ def _parse_option(text: str):
 
 
 def main(argv=None) -> int:
-    from . import architectures  # noqa: PLC0415
+    from .. import architectures  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="python -m minicnn.summary",
@@ -386,6 +389,3 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
-
-if __name__ == "__main__":
-    sys.exit(main())
