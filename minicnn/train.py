@@ -1,0 +1,823 @@
+"""Train a CNN from the command line: ``python -m minicnn.train ARCH [options]``.
+
+    python -m minicnn.train lenet5                          # LeNet-5 on MNIST, about 99% in a few minutes
+    python -m minicnn.train resnet18 --dataset fashion-mnist --limit-train 5000
+    python -m minicnn.train lenet5 --resume runs/lenet5-20250101-120000   # continue an interrupted run
+
+Every option has a default chosen for the architecture (``--help`` lists them, and
+:data:`ARCH_DEFAULTS` holds them); options given on the command line win.
+
+A run writes into its folder (``--out``, default ``runs/<arch>-<timestamp>``):
+
+* ``config.json``   every option of the run (after defaults were filled in);
+* ``metrics.csv``   one row per epoch: epoch, lr, train_loss, train_acc, test_loss, test_acc,
+  seconds, images_per_s;
+* ``last.npz``      checkpoint after the latest epoch, ``best.npz`` after the best test accuracy:
+  model, optimizer and scheduler state, epoch, random-number state, metrics, config
+  (see :mod:`minicnn.checkpoint`; written atomically, so a crash never leaves half a file);
+* ``curves.png``    loss and accuracy against epoch (needs matplotlib).
+
+Reproducibility: the order of the training data in epoch ``e`` depends only on
+``(seed, e)`` (see :class:`~minicnn.data.DataLoader`), and the engine's random generator
+(dropout) is re-seeded from ``(seed, e)`` at the start of every epoch. So the same seed on
+the same machine gives the same metrics, and ``--resume`` after a crash, Ctrl-C or
+``kill -9`` repeats the interrupted epoch exactly as the uninterrupted run would have.
+
+The heart of it is two functions to read top to bottom: :func:`train_one_epoch` and
+:func:`evaluate`. Everything else is command-line handling and bookkeeping.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from . import backend, checkpoint
+from . import functional as F
+from .autograd import Tensor, no_grad
+from .data import DataError, DataLoader, get_dataset
+from .data import transforms as T
+from .data.datasets import ArrayDataset, canonical_name
+
+# --------------------------------------------------------------------------- defaults
+
+#: Options used when the command line does not give them, per architecture family
+#: (matched by name prefix: ``resnet`` covers resnet18 ... resnet152).
+#: ``lr`` and ``weight_decay`` depend on the optimizer, so they sit under its name.
+ARCH_DEFAULTS = {
+    # LeNet-5 on MNIST: the measured default run reaches >= 99% test accuracy in under
+    # 5 minutes on a 2-core CPU (see the table in the project report / README).
+    "lenet5": dict(dataset="mnist", input_size=32, epochs=6, batch_size=64, optimizer="adamw", threads=1,
+                   schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000,
+                   sgd=dict(lr=0.05, weight_decay=5e-4), adam=dict(lr=2e-3, weight_decay=0.0),
+                   adamw=dict(lr=2e-3, weight_decay=0.01), rmsprop=dict(lr=1e-3, weight_decay=0.0)),
+    "lenet5_keras": dict(dataset="mnist", input_size=28, epochs=4, batch_size=64, optimizer="adamw", threads=1,
+                         schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
+    "lenet": dict(dataset="mnist", input_size=32, epochs=6, batch_size=64, optimizer="adamw", threads=1,
+                  schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
+    # The big networks: the usual recipe (SGD with momentum, warm-up then cosine, weight decay,
+    # random-crop augmentation). These are slow on a CPU: use --limit-train, or a GPU (--device cuda).
+    "resnet": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
+                   schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
+                   sgd=dict(lr=0.1, weight_decay=5e-4)),
+    "vgg": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
+                schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
+                sgd=dict(lr=0.02, weight_decay=5e-4)),
+    "alexnet": dict(dataset="cifar10", input_size=64, epochs=30, batch_size=128, optimizer="sgd",
+                    schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
+                    sgd=dict(lr=0.02, weight_decay=5e-4)),
+    "googlenet": dict(dataset="cifar10", input_size=64, epochs=30, batch_size=128, optimizer="sgd",
+                      schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
+                      sgd=dict(lr=0.05, weight_decay=5e-4)),
+}
+
+#: Defaults shared by every architecture (an architecture's entry above overrides them).
+COMMON_DEFAULTS = dict(dataset="cifar10", input_size=32, epochs=10, batch_size=128, optimizer="sgd",
+                       momentum=0.9, schedule="cosine", warmup_epochs=1.0, step_size=None, milestones=None,
+                       gamma=0.1, min_lr=0.0, label_smoothing=0.0, augment="auto", eval_batch_size=500,
+                       seed=0, limit_train=None, limit_test=None, data_dir=None, log_every=20, threads=None)
+
+#: Learning rate and weight decay per optimizer, unless the architecture sets its own.
+OPTIMIZER_DEFAULTS = {
+    "sgd": dict(lr=0.05, weight_decay=5e-4),
+    "adam": dict(lr=1e-3, weight_decay=0.0),
+    "adamw": dict(lr=1e-3, weight_decay=0.01),
+    "rmsprop": dict(lr=1e-3, weight_decay=0.0),
+}
+
+#: Native image size and channels of each dataset.
+DATASET_SHAPES = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)}
+
+CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def arch_defaults(arch: str) -> dict:
+    """The defaults for ``arch``: :data:`COMMON_DEFAULTS` overridden by its :data:`ARCH_DEFAULTS` entry."""
+    defaults = dict(COMMON_DEFAULTS)
+    entry = ARCH_DEFAULTS.get(arch)
+    if entry is None:   # by family: the longest prefix that matches
+        family = max((k for k in ARCH_DEFAULTS if arch.startswith(k)), key=len, default=None)
+        entry = ARCH_DEFAULTS.get(family, {})
+    defaults.update({k: v for k, v in entry.items() if k not in OPTIMIZER_DEFAULTS})
+    defaults["per_optimizer"] = {name: {**OPTIMIZER_DEFAULTS[name], **entry.get(name, {})}
+                                 for name in OPTIMIZER_DEFAULTS}
+    return defaults
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch, step, steps, value):
+        self.epoch, self.step, self.steps, self.value = epoch, step, steps, value
+        super().__init__(f"the training loss became {value} at epoch {epoch}, step {step}/{steps}")
+
+
+# --------------------------------------------------------------------------- data
+
+class ToChannels(T.Transform):
+    """Give a uint8 batch ``channels`` channels: grey -> RGB repeats, RGB -> grey uses ITU-R 601 weights."""
+
+    def __init__(self, channels):
+        self.channels = int(channels)
+
+    def __call__(self, x, rng=None):
+        c = x.shape[1]
+        if c == self.channels:
+            return x
+        if c == 1:
+            return np.repeat(x, self.channels, axis=1)
+        if c == 3 and self.channels == 1:
+            grey = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x.astype(np.float32), axes=([0], [1]))
+            return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[:, None]
+        raise ValueError(f"cannot turn {c}-channel images into {self.channels}-channel ones")
+
+
+def normalization(dataset: str, in_channels: int):
+    """``(mean, std)`` lists (one value per model input channel) for ``dataset``.
+
+    Grey data fed to an RGB model repeats its constants; RGB data turned grey uses the
+    601-weighted means of the channel constants (an approximation of the grey statistics).
+    """
+    mean, std = T.NORMALIZATION[dataset]
+    mean, std = np.atleast_1d(mean).astype(float), np.atleast_1d(std).astype(float)
+    if len(mean) == in_channels:
+        return mean.tolist(), std.tolist()
+    if len(mean) == 1:
+        return [float(mean[0])] * in_channels, [float(std[0])] * in_channels
+    w = np.array([0.299, 0.587, 0.114])
+    return [float(w @ mean)], [float(w @ std)]
+
+
+def resize_transform(native: int, size: int):
+    """Fit ``native`` x ``native`` images to ``size`` x ``size``.
+
+    A small growth (at most 8 pixels, as MNIST 28 -> 32 for LeNet-5) pads with background,
+    which keeps strokes as they are; anything else resamples bilinearly.
+    """
+    if size == native:
+        return None
+    grow = size - native
+    if 0 < grow <= 8 and grow % 2 == 0:
+        return T.Pad(grow // 2)
+    return T.Resize(size, mode="bilinear")
+
+
+def augmentation(config):
+    """The random transforms for training, on uint8 images at the dataset's native size."""
+    kind = config["augment"]
+    native = DATASET_SHAPES[config["dataset"]][1]
+    if kind == "auto":
+        kind = "crop-flip" if config["dataset"] in ("cifar10", "fashion-mnist") else "none"
+    if kind == "none":
+        return []
+    shift = 4 if native >= 32 else 2
+    out = [T.RandomCrop(native, padding=shift)]
+    if kind == "crop-flip":
+        out.append(T.RandomHorizontalFlip())
+    return out
+
+
+def make_transform(config, train: bool):
+    """The batch transform: channels, [augmentation], size, then float + normalisation."""
+    native = DATASET_SHAPES[config["dataset"]][1]
+    steps = [ToChannels(config["in_channels"])]
+    if train:
+        steps += augmentation(config)
+    resize = resize_transform(native, config["input_size"])
+    if resize is not None:
+        steps.append(resize)
+    steps.append(T.Normalize(config["mean"], config["std"]))
+    return T.Compose(steps)
+
+
+def load_data(config):
+    """Train and test datasets (cut to ``limit_train`` / ``limit_test`` images when given)."""
+    data = []
+    for train, limit in ((True, config["limit_train"]), (False, config["limit_test"])):
+        ds = get_dataset(config["dataset"], root=config["data_dir"], train=train)
+        if limit is not None:
+            ds = ArrayDataset(ds.data[:limit], ds.targets[:limit], ds.classes)
+        data.append(ds)
+    return data
+
+
+class _Fault:
+    """Test hook: ``MINICNN_TRAIN_FAULT=kill:EPOCH:STEP`` (SIGKILL this process) or ``nan:EPOCH:STEP``.
+
+    Wraps the training loader's batches; used by the tests to simulate a crash or a
+    diverging run at a precise place. Does nothing when the variable is unset.
+    """
+
+    def __init__(self, loader, epoch):
+        self.loader, self.epoch = loader, epoch
+        spec = os.environ.get("MINICNN_TRAIN_FAULT", "")
+        kind, _, where = spec.partition(":")
+        self.kind = kind if kind in ("kill", "nan") else None
+        if self.kind:
+            e, _, s = where.partition(":")
+            self.at = (int(e), int(s))
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for step, (x, y) in enumerate(self.loader, 1):
+            if self.kind and (self.epoch, step) == self.at:
+                if self.kind == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                x = np.full_like(x, np.nan)
+            yield x, y
+
+
+# --------------------------------------------------------------------------- training and evaluation
+
+def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", label_smoothing=0.0,
+                    log_every=20, progress=True):
+    """Train ``model`` on one pass over ``loader``; return ``(mean loss, accuracy, images per second)``.
+
+    The scheduler is stepped after every optimizer step (warm-up and cosine are measured in
+    steps). Loss and accuracy stay on the device and are fetched to the host every
+    ``log_every`` steps only (a fetch waits for the GPU). A NaN or infinite loss raises
+    :class:`NonFiniteLossError` naming the first bad step.
+    """
+    model.train()
+    steps = len(loader)
+    bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
+               disable=not progress, file=sys.stderr)
+    total_loss, total_correct, seen = 0.0, 0, 0
+    pending = []        # (loss, number correct, batch size) of the steps not yet fetched
+    start = time.perf_counter()
+    try:
+        for step, (images, labels) in enumerate(loader, 1):
+            x = Tensor(images, device=device)
+            y = backend.to_device(labels, device)
+
+            optimizer.zero_grad()
+            outputs = model(x)
+            if isinstance(outputs, tuple):      # GoogLeNet in train mode: (logits, aux2, aux1)
+                logits, *aux = outputs          # the paper's loss: main + 0.3 * each auxiliary classifier
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                for a in aux:
+                    loss = loss + 0.3 * F.cross_entropy(a, y, label_smoothing=label_smoothing)
+            else:
+                loss = F.cross_entropy(outputs, y, label_smoothing=label_smoothing)
+                logits = outputs
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+
+            pending.append((loss.data, (logits.data.argmax(axis=1) == y).sum(), len(labels)))
+            if step % log_every == 0 or step == steps:
+                # One transfer to the host for the last few steps (it waits for the GPU).
+                losses = backend.to_numpy(backend.get_array_module(loss.data).stack([p[0] for p in pending]))
+                bad = np.flatnonzero(~np.isfinite(losses))
+                if bad.size:
+                    raise NonFiniteLossError(epoch, step - len(pending) + 1 + int(bad[0]), steps,
+                                             losses[bad[0]])
+                sizes = np.array([p[2] for p in pending])
+                total_loss += float(losses.astype(np.float64) @ sizes)
+                total_correct += int(sum(int(p[1]) for p in pending))
+                seen += int(sizes.sum())
+                pending.clear()
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * total_correct / seen:.2f}%",
+                                img_s=f"{seen / elapsed:.0f}", refresh=False)
+                bar.update(step - bar.n)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    return total_loss / seen, total_correct / seen, seen / elapsed
+
+
+def evaluate(model, loader, device="cpu"):
+    """Return ``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode and without gradients."""
+    model.eval()
+    total_loss, total_correct, seen = 0.0, 0, 0
+    with no_grad():
+        for images, labels in loader:
+            y = backend.to_device(labels, device)
+            logits = model(Tensor(images, device=device))
+            total_loss += float(F.cross_entropy(logits, y, reduction="sum").item())
+            total_correct += int((logits.data.argmax(axis=1) == y).sum())
+            seen += len(labels)
+    return total_loss / seen, total_correct / seen
+
+
+# --------------------------------------------------------------------------- building the pieces
+
+def build_model(config, device="cpu"):
+    """The architecture of ``config`` with its number of classes and input channels, on ``device``."""
+    import inspect
+
+    from . import architectures
+    options = dict(config.get("model_options", {}))
+    builder = architectures._lookup(config["arch"])
+    if "input_size" in inspect.signature(builder).parameters:     # e.g. lenet5_keras sizes its dense layer
+        options.setdefault("input_size", config["input_size"])
+    model = architectures.get(config["arch"], num_classes=config["num_classes"],
+                              in_channels=config["in_channels"], **options)
+    return model.to(device)
+
+
+def build_optimizer(model, config):
+    """The optimizer of ``config``. Weight decay applies to weights (ndim > 1), not to biases or norms."""
+    from . import optim
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config["weight_decay"]}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    name, lr = config["optimizer"], config["lr"]
+    if name == "sgd":
+        return optim.SGD(groups, lr=lr, momentum=config["momentum"], nesterov=config["momentum"] > 0)
+    if name == "adam":
+        return optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return optim.AdamW(groups, lr=lr)
+    if name == "rmsprop":
+        return optim.RMSprop(groups, lr=lr, momentum=config["momentum"])
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def build_scheduler(optimizer, config, steps_per_epoch):
+    """The learning-rate schedule, stepped once per training step (so epochs count in steps here).
+
+    ``none``: constant; ``step``: times ``gamma`` every ``step_size`` epochs; ``multistep``:
+    times ``gamma`` at each of ``milestones``; ``cosine``: cosine decay to ``min_lr``. All but
+    ``none`` start with a linear warm-up over ``warmup_epochs`` (from 1% of the lr).
+    """
+    from . import optim
+    kind = config["schedule"]
+    total = config["epochs"] * steps_per_epoch
+    warmup = int(round(config["warmup_epochs"] * steps_per_epoch)) if kind != "none" else 0
+    warmup = min(warmup, total - 1)
+    if kind == "none":
+        return None
+    if kind == "step":
+        main = optim.StepLR(optimizer, step_size=config["step_size"] * steps_per_epoch, gamma=config["gamma"])
+    elif kind == "multistep":
+        main = optim.MultiStepLR(optimizer, [m * steps_per_epoch - warmup for m in config["milestones"]],
+                                 gamma=config["gamma"])
+    elif kind == "cosine":
+        lr = config["lr"]
+        main = optim.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=min(config["min_lr"], lr))
+    else:
+        raise ValueError(f"unknown schedule {kind!r}")
+    if warmup <= 0:
+        return main
+    warm = optim.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
+    return optim.SequentialLR(optimizer, [warm, main], milestones=[warmup])
+
+
+def current_lr(optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of the engine's generator (dropout...) during ``epoch``: depends only on (seed, epoch)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(int(epoch), 7)).generate_state(1)[0])
+
+
+def rng_state(device):
+    """The engine's random-generator state (saved in checkpoints; CPU generator only)."""
+    state = {"seed": backend._generators.get("seed")}
+    if device == "cpu":
+        state["numpy"] = backend.generator("cpu").bit_generator.state
+    return state
+
+
+def restore_rng_state(state, device):
+    """Inverse of :func:`rng_state` (the epoch re-seeding makes this exact on every device)."""
+    if state.get("seed") is not None:
+        backend.manual_seed(int(state["seed"]))
+    if device == "cpu" and state.get("numpy") is not None:
+        backend.generator("cpu").bit_generator.state = state["numpy"]
+
+
+# --------------------------------------------------------------------------- files of a run
+
+def write_metrics_csv(path, history):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    fmt = {"epoch": "{:d}", "lr": "{:.6g}", "train_loss": "{:.6f}", "train_acc": "{:.6f}",
+           "test_loss": "{:.6f}", "test_acc": "{:.6f}", "seconds": "{:.2f}", "images_per_s": "{:.1f}"}
+    for row in history:
+        writer.writerow([fmt[c].format(row[c]) for c in CSV_COLUMNS])
+    checkpoint.atomic_write_text(path, buf.getvalue())
+
+
+_warned_no_matplotlib = False
+
+
+def plot_curves(path, history, title=""):
+    """Draw loss and accuracy against epoch into ``path``; skipped (with a note) without matplotlib."""
+    global _warned_no_matplotlib
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        if not _warned_no_matplotlib:
+            print("note: matplotlib is not installed, so curves.png is not drawn "
+                  "(pip install matplotlib, or pip install -e .[plot])", file=sys.stderr)
+            _warned_no_matplotlib = True
+        return
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax2.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train")
+    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", label="test")
+    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    checkpoint.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def default_out_dir(arch):
+    base = os.path.join("runs", f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out, n = base, 1
+    while os.path.exists(out):
+        n += 1
+        out = f"{base}-{n}"
+    return out
+
+
+# --------------------------------------------------------------------------- command line
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonneg_float(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _model_option(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+    except ValueError:
+        parsed = value
+    return key.replace("-", "_"), parsed
+
+
+def make_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.train",
+        description="Train a CNN of minicnn.architectures on MNIST, Fashion-MNIST or CIFAR-10. "
+                    "Options left out take the architecture's defaults (shown as 'default: ...'; "
+                    "'per arch' means see ARCH_DEFAULTS in minicnn/train.py). "
+                    "Example: python -m minicnn.train lenet5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
+               "Exit codes: 0 done, 1 error (bad data, bad checkpoint, NaN/inf loss), 2 bad options, "
+               "130 interrupted (Ctrl-C).")
+    p.add_argument("arch", nargs="?", help="architecture name, e.g. lenet5, resnet18, vgg16, alexnet, "
+                                           "googlenet (optional with --resume)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"],
+                   help="dataset (default per arch: mnist for lenet5, cifar10 for the others)")
+    g.add_argument("--data-dir", help="folder with the dataset files (default: $MINICNN_DATA, then "
+                                      "~/.cache/minicnn, downloading there if missing)")
+    g.add_argument("--input-size", type=_positive_int,
+                   help="image side the model sees; images are padded (small growth, e.g. 28->32) or "
+                        "resized bilinearly to it (default per arch: 32; alexnet and googlenet 64)")
+    g.add_argument("--in-channels", type=int, choices=[1, 3],
+                   help="input channels of the model; grey images are repeated to RGB, RGB turned grey "
+                        "(default: the dataset's, 1 for (Fashion-)MNIST, 3 for CIFAR-10)")
+    g.add_argument("--augment", choices=["auto", "none", "crop", "crop-flip"],
+                   help="training augmentation: random shifts (crop: pad by 2 px (28 px images) or 4 px and "
+                        "crop back), plus horizontal flips (crop-flip); auto = crop-flip for CIFAR-10 and "
+                        "Fashion-MNIST, none for MNIST (default per arch: none for lenet5, auto otherwise)")
+    g.add_argument("--limit-train", type=_positive_int, metavar="N",
+                   help="train on the first N training images only (quick runs)")
+    g.add_argument("--limit-test", type=_positive_int, metavar="N",
+                   help="evaluate on the first N test images only")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=_positive_int, help="number of epochs (default per arch: 6 for lenet5)")
+    g.add_argument("--batch-size", type=_positive_int, help="training batch size (default per arch: 64 for lenet5)")
+    g.add_argument("--eval-batch-size", type=_positive_int,
+                   help="batch size of evaluation (default per arch: 1000 for lenet5)")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"],
+                   help="optimizer (default per arch: adamw for lenet5, sgd with Nesterov momentum otherwise)")
+    g.add_argument("--lr", type=_nonneg_float,
+                   help="peak learning rate (default per arch and optimizer: lenet5 adamw 2e-3, sgd 0.05)")
+    g.add_argument("--momentum", type=_nonneg_float,
+                   help="momentum of sgd (Nesterov when > 0) and rmsprop (default: 0.9 for sgd, 0 for rmsprop)")
+    g.add_argument("--weight-decay", type=_nonneg_float,
+                   help="weight decay on weights, not biases or norm layers (default per arch and optimizer: "
+                        "lenet5 adamw 0.01, sgd 5e-4, adam 0)")
+    g.add_argument("--schedule", choices=["none", "step", "multistep", "cosine"],
+                   help="learning-rate schedule, applied per step (default: cosine)")
+    g.add_argument("--warmup-epochs", type=_nonneg_float,
+                   help="linear warm-up from 1%% of --lr, in epochs (fractions allowed; not with schedule none; "
+                        "default per arch: 0.5 for lenet5, 1 otherwise)")
+    g.add_argument("--min-lr", type=_nonneg_float, help="final lr of the cosine schedule (default: 0)")
+    g.add_argument("--step-size", type=_positive_int,
+                   help="schedule step: multiply the lr by --gamma every this many epochs "
+                        "(default: a third of --epochs)")
+    g.add_argument("--milestones", type=_positive_int, nargs="+", metavar="EPOCH",
+                   help="schedule multistep: epochs at which the lr is multiplied by --gamma "
+                        "(default: 50%% and 75%% of --epochs)")
+    g.add_argument("--gamma", type=_nonneg_float, help="lr factor of step / multistep (default: 0.1)")
+    g.add_argument("--label-smoothing", type=_nonneg_float, help="label smoothing of the loss (default: 0)")
+    g.add_argument("--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
+                   help="extra option for the architecture builder, e.g. aux_logits=false (repeatable)")
+    g = p.add_argument_group("run")
+    g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
+    g.add_argument("--threads", type=_positive_int,
+                   help="BLAS threads on the CPU (needs threadpoolctl; default per arch: 1 for the LeNets, whose "
+                        "small matrix products only lose time in thread hand-offs; otherwise as configured, "
+                        "e.g. by OMP_NUM_THREADS)")
+    g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<arch>-<timestamp>)")
+    g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="continue a run from its last checkpoint: a run folder (uses last.npz), a .npz file, "
+                        "or nothing: --out if given, else the newest runs/<arch>-* folder")
+    g.add_argument("--log-every", type=_positive_int,
+                   help="update the progress bar (a host transfer) every N steps (default: 20)")
+    g.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
+    return p
+
+
+#: Options that may differ from the saved run when resuming.
+RESUME_OVERRIDABLE = {"device", "data_dir", "epochs", "log_every", "no_progress", "eval_batch_size", "out", "threads",
+                      "resume"}
+
+
+def resolve_config(args, dataset_shapes=DATASET_SHAPES):
+    """Fill the options the command line left out (``None``) with the architecture's defaults."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    d = arch_defaults(args.arch)
+    c = {k: given.get(k, d.get(k)) for k in COMMON_DEFAULTS}
+    c["arch"] = args.arch
+    c["dataset"] = canonical_name(c["dataset"])
+    channels, native = dataset_shapes[c["dataset"]]
+    c["in_channels"] = given.get("in_channels", channels)
+    c["image_size"] = native
+    c["input_size"] = given.get("input_size", d.get("input_size", native))
+    c["eval_batch_size"] = given.get("eval_batch_size", d["eval_batch_size"])
+    opt = c["optimizer"]
+    for key in ("lr", "weight_decay"):
+        c[key] = given.get(key, d["per_optimizer"][opt][key])
+    c["momentum"] = given.get("momentum", 0.0 if opt == "rmsprop" else d["momentum"])
+    if c["schedule"] == "none":
+        c["warmup_epochs"] = 0.0
+    if c["schedule"] == "step" and c["step_size"] is None:
+        c["step_size"] = max(1, c["epochs"] // 3)
+    if c["schedule"] == "multistep" and c["milestones"] is None:
+        c["milestones"] = sorted({max(1, c["epochs"] // 2), max(1, (3 * c["epochs"]) // 4)})
+    c["mean"], c["std"] = normalization(c["dataset"], c["in_channels"])
+    c["model_options"] = dict(args.model_option or [])
+    return c
+
+
+def _fail(message, code=EXIT_ERROR):
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def find_resume_checkpoint(resume, arch, out):
+    """Resolve ``--resume``'s value to a checkpoint file (``latest``: --out, else the newest run of ``arch``)."""
+    if resume == "latest":
+        if out:
+            resume = out
+        else:
+            if not arch:
+                raise checkpoint.CheckpointError("--resume without a path needs the architecture name or --out "
+                                                 "to find the run, e.g. --resume runs/lenet5-20250101-120000")
+            runs = []
+            if os.path.isdir("runs"):
+                for name in os.listdir("runs"):
+                    last = os.path.join("runs", name, "last.npz")
+                    if name.startswith(arch + "-") and os.path.isfile(last):
+                        runs.append((os.path.getmtime(last), last))
+            if not runs:
+                raise checkpoint.CheckpointError(f"--resume: no run of {arch} with a last.npz under runs/; "
+                                                 "pass the run folder or checkpoint file, or start a new run "
+                                                 "without --resume")
+            return max(runs)[1]
+    if os.path.isdir(resume):
+        return os.path.join(resume, "last.npz")
+    return resume
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``; needs threadpoolctl)."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print(f"note: threadpoolctl is not installed, so the BLAS library keeps its own thread count instead of "
+              f"{n} (pip install threadpoolctl, or set OMP_NUM_THREADS={n} before starting Python)", file=sys.stderr)
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def run(argv=None) -> int:
+    """The command line: parse, build, train, save. Returns the exit code."""
+    args = make_parser().parse_args(argv)
+    with contextlib.ExitStack() as cleanup:      # undoes the BLAS thread limit when the run ends
+        return _run(args, cleanup)
+
+
+def _run(args, cleanup) -> int:
+    progress = not args.no_progress
+    state = None
+
+    # ---- the configuration: fresh from the defaults, or the saved one when resuming
+    if args.resume is not None:
+        try:
+            ckpt_path = find_resume_checkpoint(args.resume, args.arch, args.out)
+            state = checkpoint.load(ckpt_path)
+            checkpoint.require(state, ["model", "optimizer", "scheduler", "epoch", "config", "history"], ckpt_path)
+        except checkpoint.CheckpointError as exc:
+            return _fail(exc)
+        config = dict(state["config"])
+        if args.arch and args.arch != config["arch"]:
+            return _fail(f"{ckpt_path} is a {config['arch']} run, not {args.arch}")
+        saved = dict(config, model_option=config.get("model_options", {}))
+        changed = [k for k, v in vars(args).items()
+                   if v is not None and k not in RESUME_OVERRIDABLE and k != "arch"
+                   and saved.get(k, v) != (dict(v) if k == "model_option" else v)]
+        if changed:
+            opts = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)} (run: {config.get(k)})" for k in changed)
+            return _fail(f"a resumed run keeps its saved options; {opts} differ. Start a new run to change them.")
+        if args.epochs is not None and args.epochs != config["epochs"] and config["schedule"] != "none":
+            return _fail(f"the {config['schedule']} schedule of {ckpt_path} was planned for {config['epochs']} "
+                         f"epochs; --epochs {args.epochs} would change it. Start a new run instead "
+                         "(or resume with the original --epochs).")
+        for key in ("epochs", "data_dir", "eval_batch_size", "log_every", "threads"):
+            if getattr(args, key) is not None:
+                config[key] = getattr(args, key)
+        out = os.path.dirname(os.path.abspath(ckpt_path))
+    else:
+        if not args.arch:
+            make_parser().error("the architecture name is required (unless --resume is given)")
+        from . import architectures
+        if args.arch not in architectures.names():
+            return _fail(f"unknown architecture {args.arch!r}; available: {', '.join(architectures.names())}", 2)
+        config = resolve_config(args)
+        out = args.out or default_out_dir(args.arch)
+        if os.path.exists(os.path.join(out, "last.npz")):
+            return _fail(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
+                         "or choose another --out.")
+
+    cleanup.enter_context(blas_threads(config.get("threads")))
+    device = args.device or ("cuda" if backend.cuda_available() else "cpu")
+    try:
+        device = backend.normalize_device(device)
+    except (RuntimeError, ValueError) as exc:
+        return _fail(exc)
+    config["device"] = device
+
+    # ---- data, model, optimizer, schedule
+    try:
+        train_set, test_set = load_data(config)
+    except (DataError, OSError) as exc:
+        return _fail(f"cannot load {config['dataset']}: {exc}")
+    config["num_classes"] = len(train_set.classes)
+    config["classes"] = list(train_set.classes)
+    backend.manual_seed(config["seed"])
+    train_loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
+                              transform=make_transform(config, train=True))
+    test_loader = DataLoader(test_set, batch_size=config["eval_batch_size"],
+                             transform=make_transform(config, train=False))
+    model = build_model(config, device)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(train_loader))
+
+    history, best_acc, start_epoch = [], -1.0, 1
+    last_path, best_path = os.path.join(out, "last.npz"), os.path.join(out, "best.npz")
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            return _fail(f"{ckpt_path} does not fit the {config['arch']} model of its own config: {exc}")
+        restore_rng_state(state.get("rng", {}), device)
+        history = [dict(r) for r in state["history"]]
+        best_acc = max((r["test_acc"] for r in history), default=-1.0)
+        start_epoch = int(state["epoch"]) + 1
+        print(f"resuming {config['arch']} from {ckpt_path} (epoch {state['epoch']}/{config['epochs']})")
+
+    os.makedirs(out, exist_ok=True)
+    config["out"] = out
+    checkpoint.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
+    write_metrics_csv(os.path.join(out, "metrics.csv"), history)
+
+    def save(path, epoch):
+        checkpoint.save(path, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "epoch": epoch,
+            "rng": rng_state(device),
+            "loader": train_loader.state_dict(),
+            "history": history,
+            "config": config,
+        })
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{config['arch']} ({n_params:,} parameters) on {config['dataset']} "
+          f"({len(train_set)} train / {len(test_set)} test images, {config['in_channels']}x"
+          f"{config['input_size']}x{config['input_size']}), {device}; "
+          f"{config['optimizer']} lr {config['lr']:g}, {config['schedule']} schedule, {config['epochs']} epochs "
+          f"of {len(train_loader)} steps; run folder {out}", flush=True)
+    saved_epoch = start_epoch - 1    # the epoch that last.npz holds
+    if state is None:
+        save(last_path, 0)           # the initial weights: a run can be resumed from its first second
+    if start_epoch > config["epochs"]:
+        print(f"the run is already complete ({config['epochs']} epochs); nothing to do")
+        return 0
+
+    epoch = start_epoch
+    run_start = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, config["epochs"] + 1):
+            backend.manual_seed(epoch_seed(config["seed"], epoch))   # dropout etc.: depends on (seed, epoch)
+            train_loader.set_epoch(epoch)                            # data order: depends on (seed, epoch)
+            lr = current_lr(optimizer)                               # the lr of the epoch's first step
+            t0 = time.perf_counter()
+            train_loss, train_acc, speed = train_one_epoch(
+                model, _Fault(train_loader, epoch), optimizer, scheduler, epoch, device,
+                config["label_smoothing"], config["log_every"], progress)
+            test_loss, test_acc = evaluate(model, test_loader, device)
+            seconds = time.perf_counter() - t0
+            history.append(dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
+                                test_loss=test_loss, test_acc=test_acc, seconds=seconds, images_per_s=speed))
+            is_best = test_acc > best_acc
+            if is_best:                      # best first: a crash in between leaves a consistent pair
+                best_acc = test_acc
+                save(best_path, epoch)
+            save(last_path, epoch)
+            saved_epoch = epoch
+            write_metrics_csv(os.path.join(out, "metrics.csv"), history)
+            plot_curves(os.path.join(out, "curves.png"), history, f"{config['arch']} on {config['dataset']}")
+            print(f"epoch {epoch:>3}/{config['epochs']}  lr {lr:.2e}  "
+                  f"train loss {train_loss:.4f} acc {100 * train_acc:6.2f}%  "
+                  f"test loss {test_loss:.4f} acc {100 * test_acc:6.2f}%  "
+                  f"{seconds:5.1f} s  {speed:6.0f} img/s" + ("  *best*" if is_best else ""), flush=True)
+    except KeyboardInterrupt:
+        what = "the initial weights" if saved_epoch == 0 else f"after epoch {saved_epoch}"
+        print(f"\ninterrupted during epoch {epoch}. The last checkpoint is {last_path} ({what}).\n"
+              f"Resume with: python -m minicnn.train {config['arch']} --resume {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except NonFiniteLossError as exc:
+        return _fail(f"{exc} (lr {current_lr(optimizer):.3g}); training stopped. The last good checkpoint, "
+                     f"{last_path} (epoch {saved_epoch}), is intact. Try a lower --lr (this run used "
+                     f"{config['lr']:g}) or a longer --warmup-epochs, in a new run.")
+
+    minutes = (time.perf_counter() - run_start) / 60
+    best = max(history, key=lambda r: r["test_acc"])
+    print(f"done in {minutes:.1f} min: final test accuracy {100 * history[-1]['test_acc']:.2f}%, "
+          f"best {100 * best['test_acc']:.2f}% (epoch {best['epoch']}). Files in {out}")
+    return 0
+
+
+def main(argv=None):
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:        # Ctrl-C before training started (loading data, building the model)
+        print("\ninterrupted before the first epoch started", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The training command line (``python -m minicnn.train``) and checkpoints, on a few real MNIST images.
+
+The CLI runs in subprocesses, as a user runs it: a short run must beat chance by a wide margin;
+a run killed (SIGKILL) in the middle of an epoch and resumed must reproduce the uninterrupted
+run's metrics exactly; Ctrl-C must leave a loadable checkpoint; broken checkpoints and NaN
+losses must stop with clear messages.
+"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from minicnn import checkpoint, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _data_dir():
+    path = os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data")
+    return os.path.abspath(path)
+
+
+DATA = _data_dir()
+needs_mnist = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist", "t10k-images-idx3-ubyte.gz")),
+                                 reason=f"MNIST not found in {DATA} (set MINICNN_DATA)")
+
+# A small, fast, robust run: 1000 training images, 500 test images, 2 epochs.
+QUICK = ["lenet5", "--limit-train", "1000", "--limit-test", "500", "--epochs", "2", "--batch-size", "32",
+         "--lr", "0.005", "--warmup-epochs", "0", "--seed", "0", "--no-progress"]
+TIMING_COLUMNS = {"seconds", "images_per_s"}
+
+
+def cli(args, cwd, env_extra=None, timeout=120, module="minicnn.train"):
+    """Run ``python -m module args`` in ``cwd``; return the CompletedProcess (text output)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MINICNN_DATA=DATA)
+    env.pop("MINICNN_TRAIN_FAULT", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One complete QUICK run (2 epochs), shared by the tests below."""
+    cwd = tmp_path_factory.mktemp("quick")
+    proc = cli(QUICK + ["--out", "run"], cwd)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return cwd / "run", proc
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def test_help_lists_every_option():
+    proc = cli(["--help"], REPO)
+    assert proc.returncode == 0
+    for option in ["--dataset", "--epochs", "--batch-size", "--lr", "--optimizer", "--momentum", "--schedule",
+                   "--warmup-epochs", "--weight-decay", "--label-smoothing", "--device", "--seed", "--data-dir",
+                   "--out", "--resume", "--limit-train", "--limit-test", "--input-size", "--in-channels"]:
+        assert option in proc.stdout, option
+    for word in ["sgd", "adamw", "rmsprop", "cosine", "multistep", "fashion-mnist", "cifar10"]:
+        assert word in proc.stdout
+
+
+def test_bad_options_exit_2(tmp_path):
+    assert cli(["lenet5", "--optimizer", "lbfgs"], tmp_path).returncode == 2
+    proc = cli(["nosuchnet"], tmp_path)
+    assert proc.returncode == 2 and "unknown architecture" in proc.stderr and "lenet5" in proc.stderr
+    assert cli([], tmp_path).returncode == 2
+
+
+@needs_mnist
+def test_quick_run_learns_and_writes_its_files(quick_run):
+    run_dir, proc = quick_run
+    rows = read_metrics(run_dir)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == train.CSV_COLUMNS
+    assert float(rows[-1]["test_acc"]) >= 0.6, rows          # chance is 0.1
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert "epoch   2/2" in proc.stdout and "test loss" in proc.stdout and "img/s" in proc.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    for key in ["arch", "dataset", "epochs", "batch_size", "lr", "optimizer", "momentum", "schedule",
+                "warmup_epochs", "weight_decay", "label_smoothing", "seed", "input_size", "in_channels", "device"]:
+        assert key in config, key
+    assert config["lr"] == 0.005 and config["dataset"] == "mnist" and config["input_size"] == 32
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in os.listdir(run_dir) if p.endswith(".tmp")]      # no temporary files left
+
+    state = checkpoint.load(run_dir / "last.npz")
+    assert state["epoch"] == 2 and state["config"]["arch"] == "lenet5"
+    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "loader", "history", "config"}
+    assert isinstance(state["model"]["c1.weight"], np.ndarray)
+    assert state["optimizer"]["param_groups"][0]["lr"] >= 0
+    assert [r["epoch"] for r in state["history"]] == [1, 2]
+    best = checkpoint.load(run_dir / "best.npz")
+    assert best["history"][-1]["test_acc"] == max(float(r["test_acc"]) for r in rows)
+
+
+@needs_mnist
+def test_resume_after_kill_mid_epoch_reproduces_the_run(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    # Die by SIGKILL at step 5 of epoch 2, as `kill -9` would: nothing gets cleaned up.
+    proc = cli(QUICK + ["--out", "run"], tmp_path, {"MINICNN_TRAIN_FAULT": "kill:2:5"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == ["1"]
+    assert checkpoint.load(tmp_path / "run" / "last.npz")["epoch"] == 1
+
+    proc = cli(["lenet5", "--resume", "run", "--no-progress"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stdout
+    assert without_timing(read_metrics(tmp_path / "run")) == without_timing(read_metrics(run_dir))
+    a = checkpoint.load(tmp_path / "run" / "last.npz")["model"]
+    b = checkpoint.load(run_dir / "last.npz")["model"]
+    assert {k: float(np.abs(a[k] - b[k]).max()) for k in b} == {k: 0.0 for k in b}
+
+
+@needs_mnist
+def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO, MINICNN_DATA=DATA)
+    env.pop("MINICNN_TRAIN_FAULT", None)
+    args = QUICK[:] + ["--out", "run"]
+    args[args.index("--epochs") + 1] = "200"
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "minicnn.train", *args], cwd=tmp_path, env=env,
+                                stdout=out, stderr=err)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and "epoch   1/200" not in (tmp_path / "out.txt").read_text():
+                time.sleep(0.1)
+            time.sleep(0.3)                      # somewhere inside epoch 2 (or later)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    stderr = (tmp_path / "err.txt").read_text()
+    assert code == 130, stderr
+    assert "interrupted" in stderr and "--resume run" in stderr and "last.npz" in stderr
+    state = checkpoint.load(tmp_path / "run" / "last.npz")
+    assert state["epoch"] >= 1
+    model = train.build_model(state["config"])
+    model.load_state_dict(state["model"])
+
+
+@needs_mnist
+def test_nonfinite_loss_stops_with_a_clear_message(tmp_path):
+    proc = cli(QUICK + ["--out", "run"], tmp_path, {"MINICNN_TRAIN_FAULT": "nan:2:7"})
+    assert proc.returncode == 1
+    assert "loss became nan at epoch 2, step 7/32" in proc.stderr, proc.stderr
+    assert "last.npz" in proc.stderr and "--lr" in proc.stderr
+    state = checkpoint.load(tmp_path / "run" / "last.npz")          # the good epoch-1 checkpoint, intact
+    assert state["epoch"] == 1
+    assert all(np.isfinite(v).all() for v in state["model"].values())
+
+
+@needs_mnist
+def test_huge_learning_rate_diverges_with_a_clear_message(tmp_path):
+    proc = cli(["lenet5", "--limit-train", "256", "--limit-test", "100", "--epochs", "1", "--optimizer", "sgd",
+                "--lr", "1e30", "--schedule", "none", "--out", "run", "--no-progress", "--log-every", "2"], tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "loss became" in proc.stderr and "epoch 1, step" in proc.stderr
+
+
+@needs_mnist
+def test_corrupt_and_missing_checkpoints(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    data = (run_dir / "last.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    proc = cli(["lenet5", "--resume", "cut.npz"], tmp_path)
+    assert proc.returncode == 1
+    assert "cut.npz" in proc.stderr and "damaged" in proc.stderr and "Traceback" not in proc.stderr
+
+    proc = cli(["lenet5", "--resume", "nowhere/last.npz"], tmp_path)
+    assert proc.returncode == 1
+    assert "nowhere/last.npz" in proc.stderr and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+    proc = cli(["lenet5", "--resume"], tmp_path)                  # no runs/ at all
+    assert proc.returncode == 1 and "no run of lenet5" in proc.stderr
+
+
+@needs_mnist
+def test_resume_refuses_changed_options_and_finished_runs_do_nothing(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    proc = cli(["lenet5", "--resume", str(run_dir), "--lr", "0.1"], tmp_path)
+    assert proc.returncode == 1 and "--lr 0.1" in proc.stderr
+    proc = cli(["--resume", str(run_dir / "last.npz"), "--no-progress"], tmp_path)   # arch from the checkpoint
+    assert proc.returncode == 0 and "already complete" in proc.stdout
+    proc = cli(QUICK + ["--out", str(run_dir)], tmp_path)
+    assert proc.returncode == 1 and "already holds a run" in proc.stderr
+
+
+# --------------------------------------------------------------------------- pieces, in-process
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    state = {"model": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)},
+             "optimizer": {"state": {0: {"step": 3, "exp_avg": np.zeros(3)}},
+                           "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0, 1]}]},
+             "scalar": np.float32(0.25), "none": None, "nested": [1, "a", [2.5, {"__odd": True}]]}
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, state)
+    back = checkpoint.load(path)
+    assert back["model"]["w"].dtype == np.float32 and np.array_equal(back["model"]["w"], state["model"]["w"])
+    assert back["optimizer"]["state"][0]["step"] == 3                 # int keys stay ints
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert back["scalar"] == np.float32(0.25) and back["scalar"].dtype == np.float32
+    assert back["none"] is None and back["nested"] == [1, "a", [2.5, {"__odd": True}]]
+    assert os.listdir(tmp_path) == ["c.npz"]
+
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(checkpoint.CheckpointError, match="not a minicnn checkpoint"):
+        checkpoint.load(tmp_path / "other.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match="empty"):
+        checkpoint.load(tmp_path / "empty.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="no such file"):
+        checkpoint.load(tmp_path / "missing.npz")
+    with pytest.raises(TypeError):
+        checkpoint.save(tmp_path / "bad.npz", {"f": object()})
+    assert not (tmp_path / "bad.npz").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_defaults_per_architecture():
+    parser = train.make_parser()
+    c = train.resolve_config(parser.parse_args(["lenet5"]))
+    assert (c["dataset"], c["input_size"], c["in_channels"]) == ("mnist", 32, 1)
+    assert c["mean"] == [0.1307] and c["std"] == [0.3081]
+    c = train.resolve_config(parser.parse_args(["resnet18", "--dataset", "fashion-mnist"]))
+    assert (c["input_size"], c["in_channels"], c["optimizer"]) == (32, 1, "sgd")
+    c = train.resolve_config(parser.parse_args(["alexnet", "--dataset", "cifar10", "--in-channels", "1"]))
+    assert c["input_size"] >= 64 and len(c["mean"]) == 1
+    c = train.resolve_config(parser.parse_args(["lenet5", "--optimizer", "sgd"]))
+    assert c["lr"] == train.arch_defaults("lenet5")["per_optimizer"]["sgd"]["lr"]
+
+
+def test_transforms_fit_images_to_the_model():
+    x = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    c = dict(dataset="fashion-mnist", in_channels=3, input_size=64, augment="none",
+             mean=[0.286] * 3, std=[0.353] * 3)
+    assert train.make_transform(c, train=True)(x).shape == (4, 3, 64, 64)
+    c = dict(c, in_channels=1, input_size=32, mean=[0.286], std=[0.353], augment="crop")
+    y = train.make_transform(c, train=True)(x, rng=np.random.default_rng(0))
+    assert y.shape == (4, 1, 32, 32) and y.dtype == np.float32
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
+    assert train.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
