@@ -109,8 +109,8 @@ def test_conv_backward_matches_finite_differences(case):
     ((2, 1), ((1, 0), (1, 1)), (1, 2), 1),
 ])
 def test_conv_both_dx_routes_and_batch_chunks(monkeypatch, transposed, stride, padding, dilation, groups):
-    """dx by col2im and by the transposed convolution agree with the reference, also when the batch is
-    cut into chunks of 2 (with a remainder) or of 1 image."""
+    """dx by col2im and by the transposed convolution agree with the reference, also when the output
+    is cut into bands of rows of one image, or into chunks of 2 images (with a remainder)."""
     monkeypatch.setattr(conv_module, "dx_by_transposed_conv",
                         lambda xp, g: transposed and g.stride == (1, 1))
     rng = np.random.default_rng(3)
@@ -120,10 +120,13 @@ def test_conv_both_dx_routes_and_batch_chunks(monkeypatch, transposed, stride, p
     expected = R.conv2d(x, w, b, stride, padding, dilation, groups)
     g = rng.standard_normal(expected.shape)
     rdx, rdw, rdb = R.conv2d_backward(g, x, w, stride, padding, dilation, groups)
-    per_image = 4 * 3 * 2 * expected.shape[2] * expected.shape[3] * 8
-    for chunk_bytes in (1, 2 * per_image, 1 << 30):
+    per_row = 4 * 3 * 2 * expected.shape[3] * 8          # bytes of columns per output row
+    per_image = per_row * expected.shape[2]
+    monkeypatch.setattr(conv_module, "MIN_GEMM_COLUMNS", 1)
+    monkeypatch.setattr(conv_module, "MIN_BAND_COLUMNS", 1)
+    # bands of 1 and 2 output rows of one image, 2 images at a time (5 = 2 + 2 + 1), all at once
+    for chunk_bytes in (1, 2 * per_row, 2 * per_image, 1 << 30):
         monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", chunk_bytes)
-        monkeypatch.setattr(conv_module, "MIN_GEMM_COLUMNS", 1)
         out, cache = conv2d_forward(x, w, b, stride, padding, dilation, groups)
         close(out, expected)
         dx, dw, db = conv2d_backward(g, cache)

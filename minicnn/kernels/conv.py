@@ -13,11 +13,12 @@ i.e. a (C*kH*kW, N*Ho*Wo) matrix, one column per output pixel.  The convolution 
 the im2col copy read whole image rows (contiguous for stride 1), and makes every group's block
 of rows contiguous.  The GEMM result is (O, N, Ho, Wo); it is copied into the NCHW output.
 
-Chunks.  The batch is processed a few images at a time, so that the column matrix of a chunk
-(a few MB) stays in the CPU cache between the im2col copy and the GEMM that reads it, and the
-memory for it is reused.  With a chunk of one image the GEMM writes straight into out[n].
-Backward recomputes the columns chunk by chunk instead of keeping them from the forward pass
-(which would cost kH*kW times the input's memory per layer).
+Blocks.  The output is computed a block at a time (a few whole images, or a band of output rows
+of one big image), so that the block's column matrix (about 2 MB) stays in the CPU cache between
+the im2col copy and the GEMM that reads it, and its memory is reused.  When the block is part of
+one image the GEMM writes straight into the NCHW output.  Backward recomputes the columns block
+by block instead of keeping them from the forward pass (which would cost kH*kW times the input's
+memory per layer).
 
 Backward.
     dbias[o]   = sum over (n, oh, ow) of grad[n, o, oh, ow]
@@ -43,11 +44,12 @@ from numpy.lib.stride_tricks import as_strided
 from ..backend import get_array_module
 from .misc import check_float_array, check_same_dtype, pair
 
-# The column matrix of one chunk of the batch is kept near this size (bytes).  On the CPU a
-# few MB keeps it in cache between im2col and the GEMM; on a GPU bigger chunks fill the device.
-CPU_CHUNK_BYTES = 4 << 20
+# The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
+# keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
+CPU_CHUNK_BYTES = 2 << 20
 GPU_CHUNK_BYTES = 256 << 20
 MIN_GEMM_COLUMNS = 1024   # ... but at least this many output pixels per GEMM, when the batch allows
+MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands of rows
 WORKSPACE_MAX_BYTES = 64 << 20   # scratch buffers up to this size are kept for reuse (see workspace)
 _workspaces = threading.local()
 
@@ -168,17 +170,6 @@ def conv_geometry(x, weight, bias, stride, padding, dilation, groups, op="conv2d
     return ConvGeometry(N, C, H, W, O, kh, kw, Ho, Wo, stride, ((pt, pb), (pl, pr)), dilation, groups)
 
 
-def batch_chunk(xp, n_images: int, bytes_per_image: int, pixels_per_image: int) -> int:
-    """How many images to process at a time (see the module docstring)."""
-    target = CPU_CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
-    m = max(1, target // max(1, bytes_per_image))
-    m = max(m, -(-MIN_GEMM_COLUMNS // max(1, pixels_per_image)))
-    return max(1, min(n_images, m))
-
-
-# --------------------------------------------------------------------------- im2col / col2im
-
-
 def workspace(xp, key: str, shape, dtype):
     """A scratch array for temporaries, reused from call to call (CPU only; contents undefined).
 
@@ -296,16 +287,67 @@ class ConvCache(NamedTuple):
     geom: ConvGeometry
 
 
-def _gemm_into(xp, w3, cols3, out_chunk, ybuf):
-    """out_chunk (m, O, Ho, Wo) <- w3 (G, Og, Kg) @ cols3 (G, Kg, m*L), through (G, Og, m*L)."""
-    m, O = out_chunk.shape[:2]
-    G, Og = w3.shape[:2]
-    if m == 1:   # (O, L) is already the NCHW layout of one image: write in place
-        xp.matmul(w3, cols3, out=out_chunk.reshape(G, Og, -1))
+def output_blocks(xp, n_images, Ho, Wo, bytes_per_pixel, split_rows=True):
+    """Cut the output into blocks ``(n0, n1, r0, r1)`` (images n0:n1, output rows r0:r1) whose
+    column matrices take about ``CPU_CHUNK_BYTES`` (``GPU_CHUNK_BYTES`` on a GPU).
+
+    Several whole images when they fit, but at least ``MIN_GEMM_COLUMNS`` output pixels so that
+    the GEMM is not too thin; an image whose columns alone are bigger is cut into bands of output
+    rows (if ``split_rows``), so that its columns still stay in the CPU cache.
+    """
+    target = CPU_CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
+    per_row = max(1, bytes_per_pixel * Wo)
+    if split_rows and per_row * Ho > target and Ho > 1:
+        rows = max(1, target // per_row, -(-MIN_BAND_COLUMNS // Wo))
+        for n in range(n_images):
+            for r0 in range(0, Ho, rows):
+                yield n, n + 1, r0, min(r0 + rows, Ho)
         return
-    y = ybuf[:O * cols3.shape[-1]].reshape(G, Og, cols3.shape[-1])
-    xp.matmul(w3, cols3, out=y)
-    out_chunk[...] = y.reshape(O, m, *out_chunk.shape[2:]).transpose(1, 0, 2, 3)
+    m = max(1, target // (per_row * Ho), -(-MIN_GEMM_COLUMNS // max(1, Ho * Wo)))
+    for n0 in range(0, n_images, m):
+        yield n0, min(n0 + m, n_images), 0, Ho
+
+
+def _band_padding(padding, r0, r1, H, kh, sh, dh):
+    """The padding that makes im2col produce only output rows r0:r1 (negative values crop input rows)."""
+    (pt, _), (pl, pr) = padding
+    top = pt - r0 * sh                                   # the band starts r0*sh rows further down
+    needed = (r1 - r0 - 1) * sh + dh * (kh - 1) + 1      # input rows (padded) that the band reads
+    return (top, needed - H - top), (pl, pr)
+
+
+def _block_view(a, n0, n1, r0, r1, G):
+    """Block (n0:n1, :, r0:r1, :) of an NCHW array as (G, channels/G, pixels) when that is a view
+    (one image, or whole images... of one image only); None otherwise."""
+    if n1 - n0 != 1:
+        return None
+    C, Ho, Wo = a.shape[1:]
+    return a[n0].reshape(C, Ho * Wo)[:, r0 * Wo:r1 * Wo].reshape(G, C // G, (r1 - r0) * Wo)
+
+
+def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
+    """out (N, O, Ho, Wo) <- convolution of x (N, C, H, W) with w3 (G, O/G, C/G*kH*kW), no bias.
+
+    The core of the forward pass, without argument checks; ``padding`` may be negative (crop),
+    as the transposed convolution of the backward pass needs.  Per block of the output: im2col
+    into a scratch buffer, then one GEMM per group, written straight into ``out`` when the block
+    is (part of) one image, else through a scratch buffer and one copy.
+    """
+    xp = get_array_module(x)
+    G, Og, Kg = w3.shape
+    (N, C, H, _), (O, Ho, Wo) = x.shape, out.shape[1:]
+    (kh, kw), (sh, _), (dh, _) = kernel, stride, dilation
+    for n0, n1, r0, r1 in output_blocks(xp, N, Ho, Wo, G * Kg * x.itemsize):
+        m, pixels = n1 - n0, (r1 - r0) * Wo
+        cols = workspace(xp, "conv_cols", (C, kh, kw, m, r1 - r0, Wo), x.dtype)
+        im2col(x[n0:n1], kernel, stride, _band_padding(padding, r0, r1, H, kh, sh, dh), dilation, out=cols)
+        target = _block_view(out, n0, n1, r0, r1, G)
+        if target is not None:
+            xp.matmul(w3, cols.reshape(G, Kg, pixels), out=target)
+        else:   # whole images: the GEMM gives (O, m, Ho, Wo), NCHW wants (m, O, Ho, Wo)
+            y = workspace(xp, "conv_y", (G, Og, m * pixels), x.dtype)
+            xp.matmul(w3, cols.reshape(G, Kg, m * pixels), out=y)
+            out[n0:n1] = y.reshape(O, m, Ho, Wo).transpose(1, 0, 2, 3)
 
 
 def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
@@ -319,35 +361,25 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
     xp = get_array_module(x, weight, bias)
     G, O = g.groups, g.O
-    Og, Kg = O // G, (g.C // G) * g.kh * g.kw
-    w3 = weight.reshape(G, Og, Kg)
+    w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
     out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
-    L = g.Ho * g.Wo
     if g.pointwise:   # 1x1: out[n] = W @ x[n], a batch of GEMMs, no im2col at all
-        xp.matmul(w3, x.reshape(g.N, G, g.C // G, L), out=out.reshape(g.N, G, Og, L))
+        xp.matmul(w3, x.reshape(g.N, G, g.C // G, g.H * g.W), out=out.reshape(g.N, G, O // G, g.H * g.W))
     else:
-        m = batch_chunk(xp, g.N, Kg * G * L * x.itemsize, L)
-        colbuf = workspace(xp, "conv_cols", (G * Kg * m * L,), x.dtype)
-        ybuf = workspace(xp, "conv_y", (O * m * L,), x.dtype) if m > 1 else None
-        for n0 in range(0, g.N, m):
-            n1 = min(n0 + m, g.N)
-            cols = colbuf[:G * Kg * (n1 - n0) * L].reshape(g.C, g.kh, g.kw, n1 - n0, g.Ho, g.Wo)
-            im2col(x[n0:n1], (g.kh, g.kw), g.stride, g.padding, g.dilation, out=cols)
-            _gemm_into(xp, w3, cols.reshape(G, Kg, -1), out[n0:n1], ybuf)
+        _convolve_into(out, x, w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
     if bias is not None:
         out += bias.reshape(O, 1, 1)
     return out, ConvCache(x, weight, bias is not None, g)
 
 
 def _flipped_transposed_weight(weight, groups):
-    """(O, C/G, kH, kW) -> (G, C/G, O/G * kH * kW) with wt[g, c, (o, i, j)] = weight[g*O/G + o, c, kH-1-i, kW-1-j].
-
-    Flipping both kernel axes is reversing the flattened kH*kW axis.
-    """
+    """The weight of the convolution that maps grad_out to dx (stride 1): w3t (G, C/G, O/G*kH*kW) with
+    w3t[g, c, (o, i, j)] = weight[g*O/G + o, c, kH-1-i, kW-1-j].  Flipping both kernel axes is
+    reversing the flattened kH*kW axis."""
     O, Cg, kh, kw = weight.shape
     w = weight.reshape(groups, O // groups, Cg, kh * kw)[..., ::-1].transpose(0, 2, 1, 3)
-    wt = workspace(np, "conv_wt", (groups, Cg, O // groups, kh * kw), weight.dtype)
-    np.copyto(wt, w)
+    wt = workspace(get_array_module(weight), "conv_wt", (groups, Cg, O // groups, kh * kw), weight.dtype)
+    wt[...] = w
     return wt.reshape(groups, Cg, (O // groups) * kh * kw)
 
 
@@ -367,6 +399,18 @@ def dx_by_transposed_conv(xp, g: ConvGeometry) -> bool:
     return transposed < scatter
 
 
+def _grad_block(grad, n0, n1, r0, r1, G):
+    """grad_out's block as the GEMM operand (G, O/G, pixels): a view for one image, else a copy
+    of the images (m, O, Ho, Wo) into the column order (O, m, Ho, Wo)."""
+    block = _block_view(grad, n0, n1, r0, r1, G)
+    if block is None:
+        O = grad.shape[1]
+        block = workspace(get_array_module(grad), "conv_grad", (O, n1 - n0, *grad.shape[2:]), grad.dtype)
+        block[...] = grad[n0:n1].transpose(1, 0, 2, 3)
+        block = block.reshape(G, O // G, -1)
+    return block
+
+
 def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b=True):
     """grad_out (N, O, Ho, Wo)  ->  (dx (N, C, H, W), dweight (O, C/G, kH, kW), dbias (O,)).
 
@@ -378,74 +422,51 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         raise ValueError(f"conv2d_backward: grad_out must have the output's shape {(g.N, g.O, g.Ho, g.Wo)}, "
                          f"got {tuple(grad_out.shape)}")
     xp = get_array_module(grad_out, x)
-    G, O, C = g.groups, g.O, g.C
-    Og, Cg, kk = O // G, C // G, g.kh * g.kw
-    Kg, L, HW = Cg * kk, g.Ho * g.Wo, g.H * g.W
+    G, O, C, kernel = g.groups, g.O, g.C, (g.kh, g.kw)
+    Og, Cg, L = O // G, C // G, g.Ho * g.Wo
+    Kg = Cg * g.kh * g.kw
     grad_out = grad_out.astype(x.dtype, copy=False)
     db = grad_out.sum(axis=(0, 2, 3)) if (need_b and has_bias) else None
     dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
     dw = xp.empty((G, Og, Kg), dtype=x.dtype) if need_w else None
     w3 = weight.reshape(G, Og, Kg)
-    if not (need_x or need_w):
-        return None, None, db
-    if g.N == 0:   # an empty batch: nothing flows back
-        return (dx, xp.zeros(weight.shape, dtype=x.dtype) if need_w else None, db)
 
-    if g.pointwise:   # per image: dx[n] = W^T @ grad[n];  dW += grad[n] @ x[n]^T
+    if g.pointwise:   # per image: dx[n] = W^T @ grad[n];  dW = sum over n of grad[n] @ x[n]^T
         g4 = grad_out.reshape(g.N, G, Og, L)
         if need_x:
             xp.matmul(w3.transpose(0, 2, 1), g4, out=dx.reshape(g.N, G, Cg, L))
         if need_w:
             x4, tmp = x.reshape(g.N, G, Cg, L), workspace(xp, "conv_dw", dw.shape, x.dtype)
-            xp.matmul(g4[0], x4[0].transpose(0, 2, 1), out=dw)
-            for n in range(1, g.N):
+            dw.fill(0)
+            for n in range(g.N):
                 dw += xp.matmul(g4[n], x4[n].transpose(0, 2, 1), out=tmp)
         return dx, (dw.reshape(weight.shape) if need_w else None), db
 
-    # dx route: for stride 1 on the CPU, "full" convolution of the gradient with the flipped kernel.
-    transposed_conv = need_x and dx_by_transposed_conv(xp, g)
-    if transposed_conv:
-        wt = _flipped_transposed_weight(weight, G)                      # (G, Cg, Og*kk)
+    if need_w:   # dW = sum over blocks of grad_block @ cols_block^T, the columns recomputed block by block
+        if g.N == 0:
+            dw.fill(0)
+        tmp = workspace(xp, "conv_dw", dw.shape, x.dtype)
+        blocks = output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize)
+        for k, (n0, n1, r0, r1) in enumerate(blocks):
+            cols = workspace(xp, "conv_cols", (C, g.kh, g.kw, n1 - n0, r1 - r0, g.Wo), x.dtype)
+            band = _band_padding(g.padding, r0, r1, g.H, g.kh, g.stride[0], g.dilation[0])
+            im2col(x[n0:n1], kernel, g.stride, band, g.dilation, out=cols)
+            g3 = _grad_block(grad_out, n0, n1, r0, r1, G)
+            xp.matmul(g3, cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=tmp if k else dw)
+            if k:   # the first block wrote straight into dw
+                dw += tmp
+
+    if need_x and dx_by_transposed_conv(xp, g):
+        # stride 1: dx is the convolution of grad_out, padded by dilation*(k-1) - padding, with the
+        # flipped kernel whose in/out channels are swapped ("full" correlation).
         (pt, pb), (pl, pr) = g.padding
-        dh, dw_ = g.dilation
-        gpad = ((dh * (g.kh - 1) - pt, dh * (g.kh - 1) - pb), (dw_ * (g.kw - 1) - pl, dw_ * (g.kw - 1) - pr))
-    m = batch_chunk(xp, g.N, max(Kg * G * L, Og * G * kk * HW if transposed_conv else 0) * x.itemsize,
-                    min(L, HW))
-    colbuf = workspace(xp, "conv_cols", (G * Kg * m * L,), x.dtype) if need_w else None
-    gbuf = workspace(xp, "conv_gT", (O * m * L,), x.dtype) if m > 1 else None
-    tbuf = workspace(xp, "conv_gcols", (O * kk * m * HW,), x.dtype) if transposed_conv else None
-    dxbuf = workspace(xp, "conv_dx", (C * m * HW,), x.dtype) if (transposed_conv and m > 1) else None
-    wtmp = workspace(xp, "conv_dw", dw.shape, x.dtype) if (need_w and m < g.N) else None
-    for n0 in range(0, g.N, m):
-        n1 = min(n0 + m, g.N)
-        mm = n1 - n0
-        if mm == 1:
-            g3 = grad_out[n0].reshape(G, Og, L)
-        else:   # (m, O, Ho, Wo) -> (O, m, Ho, Wo): the layout of the GEMM's columns
-            gT = gbuf[:O * mm * L].reshape(O, mm, g.Ho, g.Wo)
-            gT[...] = grad_out[n0:n1].transpose(1, 0, 2, 3)
-            g3 = gT.reshape(G, Og, mm * L)
-        if need_w:
-            cols = colbuf[:G * Kg * mm * L].reshape(C, g.kh, g.kw, mm, g.Ho, g.Wo)
-            im2col(x[n0:n1], (g.kh, g.kw), g.stride, g.padding, g.dilation, out=cols)
-            if n0 == 0:
-                xp.matmul(g3, cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=dw)
-            else:
-                dw += xp.matmul(g3, cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=wtmp)
-        if not need_x:
-            continue
-        if transposed_conv:
-            gcols = tbuf[:O * kk * mm * HW].reshape(O, g.kh, g.kw, mm, g.H, g.W)
-            im2col(grad_out[n0:n1], (g.kh, g.kw), (1, 1), gpad, g.dilation, out=gcols)
-            if mm == 1:
-                xp.matmul(wt, gcols.reshape(G, Og * kk, HW), out=dx[n0].reshape(G, Cg, HW))
-            else:
-                d = dxbuf[:C * mm * HW].reshape(G, Cg, mm * HW)
-                xp.matmul(wt, gcols.reshape(G, Og * kk, -1), out=d)
-                dx[n0:n1] = d.reshape(C, mm, g.H, g.W).transpose(1, 0, 2, 3)
-        else:
-            dcols = workspace(xp, "conv_dcols", (G, Kg, mm * L), x.dtype)
-            xp.matmul(w3.transpose(0, 2, 1), g3, out=dcols)
-            col2im(dcols.reshape(C, g.kh, g.kw, mm, g.Ho, g.Wo), (mm, C, g.H, g.W),
-                   (g.kh, g.kw), g.stride, g.padding, g.dilation, out=dx[n0:n1])
+        reach_h, reach_w = g.dilation[0] * (g.kh - 1), g.dilation[1] * (g.kw - 1)
+        _convolve_into(dx, grad_out, _flipped_transposed_weight(weight, G), kernel, (1, 1),
+                       ((reach_h - pt, reach_h - pb), (reach_w - pl, reach_w - pr)), g.dilation)
+    elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
+        for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):
+            dcols = workspace(xp, "conv_dcols", (G, Kg, (n1 - n0) * L), x.dtype)
+            xp.matmul(w3.transpose(0, 2, 1), _grad_block(grad_out, n0, n1, 0, g.Ho, G), out=dcols)
+            col2im(dcols.reshape(C, g.kh, g.kw, n1 - n0, g.Ho, g.Wo), (n1 - n0, C, g.H, g.W),
+                   kernel, g.stride, g.padding, g.dilation, out=dx[n0:n1])
     return dx, (dw.reshape(weight.shape) if need_w else None), db
