@@ -127,7 +127,7 @@ def test_restores_the_model_after_an_error():
 
 def test_module_is_callable_and_device_is_checked():
     import minicnn.summary as summary_module
-    s = summary_module(A.get("lenet5_keras"), (1, 28, 28), verbose=False)
+    s = summary_module(A.get("lenet5_keras", input_size=28), (1, 28, 28), verbose=False)
     assert isinstance(s, ModelSummary) and s.parameters == 1_256_080
     assert isinstance(s.rows[0], LayerRow)
     if not minicnn.cuda_available():
