@@ -33,7 +33,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import signal
 import sys
@@ -57,14 +56,12 @@ from .data.datasets import ArrayDataset, canonical_name
 ARCH_DEFAULTS = {
     # LeNet-5 on MNIST: the measured default run reaches >= 99% test accuracy in under
     # 5 minutes on a 2-core CPU (see the table in the project report / README).
-    "lenet5": dict(dataset="mnist", input_size=32, epochs=6, batch_size=64, optimizer="adamw", threads=1,
-                   schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000,
+    "lenet5": dict(dataset="mnist", input_size=32, epochs=8, batch_size=64, optimizer="adamw", threads=1,
+                   schedule="cosine", warmup_epochs=0.5, augment="auto", eval_batch_size=1000,
                    sgd=dict(lr=0.05, weight_decay=5e-4), adam=dict(lr=2e-3, weight_decay=0.0),
                    adamw=dict(lr=2e-3, weight_decay=0.01), rmsprop=dict(lr=1e-3, weight_decay=0.0)),
     "lenet5_keras": dict(dataset="mnist", input_size=28, epochs=4, batch_size=64, optimizer="adamw", threads=1,
                          schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
-    "lenet": dict(dataset="mnist", input_size=32, epochs=6, batch_size=64, optimizer="adamw", threads=1,
-                  schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
     # The big networks: the usual recipe (SGD with momentum, warm-up then cosine, weight decay,
     # random-crop augmentation). These are slow on a CPU: use --limit-train, or a GPU (--device cuda).
     "resnet": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
@@ -101,6 +98,29 @@ DATASET_SHAPES = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+def _per_arch(key, optimizer=None) -> str:
+    """Help text: the default of ``key`` per architecture family, e.g. ``lenet5: 10; resnet*, vgg*: 30``."""
+    by_value = {}
+    for family in ARCH_DEFAULTS:
+        d = arch_defaults(family)
+        value = d["per_optimizer"][optimizer][key] if optimizer else d.get(key)
+        name = family if family in ("lenet5", "lenet5_keras", "alexnet", "googlenet") else family + "*"
+        by_value.setdefault("none" if value is None else f"{value:g}" if isinstance(value, float) else str(value),
+                            []).append(name)
+    return "; ".join(f"{', '.join(names)}: {value}" for value, names in by_value.items())
+
+
+def _per_optimizer(key) -> str:
+    """Help text: ``key`` (lr or weight_decay) per optimizer, then the architectures that differ."""
+    text = ", ".join(f"{name} {d[key]:g}" for name, d in OPTIMIZER_DEFAULTS.items())
+    for family, entry in ARCH_DEFAULTS.items():
+        own = [f"{name} {entry[name][key]:g}" for name in OPTIMIZER_DEFAULTS
+               if name in entry and key in entry[name] and entry[name][key] != OPTIMIZER_DEFAULTS[name][key]]
+        if own:
+            text += f"; {family if family in ('lenet5', 'alexnet', 'googlenet') else family + '*'}: {', '.join(own)}"
+    return text
 
 
 def arch_defaults(arch: str) -> dict:
@@ -178,8 +198,6 @@ def augmentation(config):
     """The random transforms for training, on uint8 images at the dataset's native size."""
     kind = config["augment"]
     native = DATASET_SHAPES[config["dataset"]][1]
-    if kind == "auto":
-        kind = "crop-flip" if config["dataset"] in ("cifar10", "fashion-mnist") else "none"
     if kind == "none":
         return []
     shift = 4 if native >= 32 else 2
@@ -255,7 +273,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
     model.train()
     steps = len(loader)
     bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
-               disable=not progress, file=sys.stderr)
+               disable=None if progress else True, file=sys.stderr)     # None: only on a terminal
     total_loss, total_correct, seen = 0.0, 0, 0
     pending = []        # (loss, number correct, batch size) of the steps not yet fetched
     start = time.perf_counter()
@@ -293,8 +311,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
                 seen += int(sizes.sum())
                 pending.clear()
                 elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * total_correct / seen:.2f}%",
-                                img_s=f"{seen / elapsed:.0f}", refresh=False)
+                bar.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{100 * total_correct / seen:.2f}%",
+                                 "img/s": f"{seen / elapsed:.0f}"}, refresh=False)
                 bar.update(step - bar.n)
     finally:
         bar.close()
@@ -493,8 +511,8 @@ def make_parser():
     p = argparse.ArgumentParser(
         prog="python -m minicnn.train",
         description="Train a CNN of minicnn.architectures on MNIST, Fashion-MNIST or CIFAR-10. "
-                    "Options left out take the architecture's defaults (shown as 'default: ...'; "
-                    "'per arch' means see ARCH_DEFAULTS in minicnn/train.py). "
+                    "Options left out take the architecture's defaults, listed per architecture family as "
+                    "'default: family: value; ...' (the table ARCH_DEFAULTS in minicnn/train.py). "
                     "Example: python -m minicnn.train lenet5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
@@ -504,42 +522,42 @@ def make_parser():
                                            "googlenet (optional with --resume)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"],
-                   help="dataset (default per arch: mnist for lenet5, cifar10 for the others)")
+                   help=f"dataset (default: {_per_arch('dataset')})")
     g.add_argument("--data-dir", help="folder with the dataset files (default: $MINICNN_DATA, then "
                                       "~/.cache/minicnn, downloading there if missing)")
     g.add_argument("--input-size", type=_positive_int,
                    help="image side the model sees; images are padded (small growth, e.g. 28->32) or "
-                        "resized bilinearly to it (default per arch: 32; alexnet and googlenet 64)")
+                        f"resized bilinearly to it (default: {_per_arch('input_size')})")
     g.add_argument("--in-channels", type=int, choices=[1, 3],
                    help="input channels of the model; grey images are repeated to RGB, RGB turned grey "
                         "(default: the dataset's, 1 for (Fashion-)MNIST, 3 for CIFAR-10)")
     g.add_argument("--augment", choices=["auto", "none", "crop", "crop-flip"],
                    help="training augmentation: random shifts (crop: pad by 2 px (28 px images) or 4 px and "
                         "crop back), plus horizontal flips (crop-flip); auto = crop-flip for CIFAR-10 and "
-                        "Fashion-MNIST, none for MNIST (default per arch: none for lenet5, auto otherwise)")
+                        f"Fashion-MNIST, crop for MNIST (default: {_per_arch('augment')})")
     g.add_argument("--limit-train", type=_positive_int, metavar="N",
                    help="train on the first N training images only (quick runs)")
     g.add_argument("--limit-test", type=_positive_int, metavar="N",
                    help="evaluate on the first N test images only")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=_positive_int, help="number of epochs (default per arch: 6 for lenet5)")
-    g.add_argument("--batch-size", type=_positive_int, help="training batch size (default per arch: 64 for lenet5)")
+    g.add_argument("--epochs", type=_positive_int, help=f"number of epochs (default: {_per_arch('epochs')})")
+    g.add_argument("--batch-size", type=_positive_int, help=f"training batch size (default: {_per_arch('batch_size')})")
     g.add_argument("--eval-batch-size", type=_positive_int,
-                   help="batch size of evaluation (default per arch: 1000 for lenet5)")
+                   help=f"batch size of evaluation (default: {_per_arch('eval_batch_size')})")
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"],
-                   help="optimizer (default per arch: adamw for lenet5, sgd with Nesterov momentum otherwise)")
+                   help=f"optimizer; sgd uses Nesterov momentum (default: {_per_arch('optimizer')})")
     g.add_argument("--lr", type=_nonneg_float,
-                   help="peak learning rate (default per arch and optimizer: lenet5 adamw 2e-3, sgd 0.05)")
+                   help=f"peak learning rate (default: {_per_optimizer('lr')})")
     g.add_argument("--momentum", type=_nonneg_float,
                    help="momentum of sgd (Nesterov when > 0) and rmsprop (default: 0.9 for sgd, 0 for rmsprop)")
     g.add_argument("--weight-decay", type=_nonneg_float,
-                   help="weight decay on weights, not biases or norm layers (default per arch and optimizer: "
-                        "lenet5 adamw 0.01, sgd 5e-4, adam 0)")
+                   help="weight decay of the weights, not of biases or norm layers "
+                        f"(default: {_per_optimizer('weight_decay')})")
     g.add_argument("--schedule", choices=["none", "step", "multistep", "cosine"],
-                   help="learning-rate schedule, applied per step (default: cosine)")
+                   help=f"learning-rate schedule, updated every step (default: {_per_arch('schedule')})")
     g.add_argument("--warmup-epochs", type=_nonneg_float,
-                   help="linear warm-up from 1%% of --lr, in epochs (fractions allowed; not with schedule none; "
-                        "default per arch: 0.5 for lenet5, 1 otherwise)")
+                   help="linear warm-up from 1%% of --lr, in epochs (fractions allowed; not with schedule none) "
+                        f"(default: {_per_arch('warmup_epochs')})")
     g.add_argument("--min-lr", type=_nonneg_float, help="final lr of the cosine schedule (default: 0)")
     g.add_argument("--step-size", type=_positive_int,
                    help="schedule step: multiply the lr by --gamma every this many epochs "
@@ -554,9 +572,9 @@ def make_parser():
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
     g.add_argument("--threads", type=_positive_int,
-                   help="BLAS threads on the CPU (needs threadpoolctl; default per arch: 1 for the LeNets, whose "
-                        "small matrix products only lose time in thread hand-offs; otherwise as configured, "
-                        "e.g. by OMP_NUM_THREADS)")
+                   help="BLAS threads on the CPU (needs threadpoolctl). One thread suits the LeNets: their small "
+                        "matrix products lose more in thread hand-offs than they gain, badly so on a busy machine. "
+                        f"'none' below means as configured, e.g. by OMP_NUM_THREADS (default: {_per_arch('threads')})")
     g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<arch>-<timestamp>)")
     g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
@@ -595,6 +613,8 @@ def resolve_config(args, dataset_shapes=DATASET_SHAPES):
         c["step_size"] = max(1, c["epochs"] // 3)
     if c["schedule"] == "multistep" and c["milestones"] is None:
         c["milestones"] = sorted({max(1, c["epochs"] // 2), max(1, (3 * c["epochs"]) // 4)})
+    if c["augment"] == "auto":
+        c["augment"] = "crop" if c["dataset"] == "mnist" else "crop-flip"      # digits must not be mirrored
     c["mean"], c["std"] = normalization(c["dataset"], c["in_channels"])
     c["model_options"] = dict(args.model_option or [])
     return c
@@ -630,18 +650,58 @@ def find_resume_checkpoint(resume, arch, out):
     return resume
 
 
+def _openblas_thread_controls():
+    """``(get, set)`` thread-count functions of each OpenBLAS loaded in this process (Linux only).
+
+    A fallback for when threadpoolctl is not installed: the libraries are found in
+    ``/proc/self/maps`` and their ``openblas_{get,set}_num_threads`` functions called directly
+    (with the symbol suffixes of NumPy's own OpenBLAS builds).
+    """
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return []
+    controls = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0))
+        except OSError:
+            continue
+        for name in ("scipy_openblas{}64_", "scipy_openblas{}_64_", "openblas{}64_", "openblas{}_64_", "openblas{}"):
+            get = getattr(lib, name.format("_get_num_threads"), None)
+            put = getattr(lib, name.format("_set_num_threads"), None)
+            if get is not None and put is not None:
+                controls.append((get, put))
+                break
+    return controls
+
+
 @contextlib.contextmanager
 def blas_threads(n):
-    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``; needs threadpoolctl)."""
+    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``).
+
+    Uses threadpoolctl when installed, else calls OpenBLAS directly; says so if neither works.
+    """
     if n is None:
         yield
         return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        print(f"note: threadpoolctl is not installed, so the BLAS library keeps its own thread count instead of "
-              f"{n} (pip install threadpoolctl, or set OMP_NUM_THREADS={n} before starting Python)", file=sys.stderr)
-        yield
+        controls = _openblas_thread_controls()
+        if not controls:
+            print(f"note: cannot set the BLAS thread count to {n} (pip install threadpoolctl, or set "
+                  f"OMP_NUM_THREADS={n} before starting Python)", file=sys.stderr)
+        before = [get() for get, _ in controls]
+        for _, put in controls:
+            put(n)
+        try:
+            yield
+        finally:
+            for (_, put), old in zip(controls, before):
+                put(old)
         return
     with threadpool_limits(limits=n, user_api="blas"):
         yield
@@ -684,6 +744,8 @@ def _run(args, cleanup) -> int:
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         out = os.path.dirname(os.path.abspath(ckpt_path))
+        if args.out and args.resume != "latest" and os.path.abspath(args.out) != out:
+            return _fail(f"--out {args.out} does not apply: a resumed run continues in its own folder ({out})")
     else:
         if not args.arch:
             make_parser().error("the architecture name is required (unless --resume is given)")

@@ -40,10 +40,11 @@ def rows(stdout):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A LeNet-5 trained in-process for 2 epochs on 1000 MNIST images."""
+    """A LeNet-5 trained in-process for 2 epochs on 2000 MNIST images (about 85% test accuracy)."""
     out = tmp_path_factory.mktemp("predict") / "run"
-    code = train.run(["lenet5", "--limit-train", "1000", "--limit-test", "200", "--epochs", "2",
-                      "--batch-size", "32", "--lr", "0.005", "--warmup-epochs", "0", "--no-progress",
+    code = train.run(["lenet5", "--limit-train", "2000", "--limit-test", "200", "--epochs", "2",
+                      "--batch-size", "32", "--lr", "0.005", "--warmup-epochs", "0", "--augment", "none",
+                      "--no-progress",
                       "--data-dir", DATA, "--out", str(out)])
     assert code == 0
     return out
@@ -84,7 +85,7 @@ def test_png_of_mnist_digits_gives_the_models_classes(run_dir, digits, tmp_path)
     top1 = [int(b[0][1]) for b in blocks]
     assert top1 == probs.argmax(axis=1).tolist()            # the PNG path = the test-set path
     assert [b[0][2] for b in blocks] == pytest.approx(100 * probs.max(axis=1), abs=0.006)
-    assert sum(t == y for t, y in zip(top1, labels)) >= 5, (top1, labels)   # trained ~80%: most are right
+    assert sum(t == y for t, y in zip(top1, labels)) >= 5, (top1, labels)   # trained to ~85%: most are right
     for b in blocks:
         assert [r[0] for r in b] == [1, 2, 3] and b[0][2] >= b[1][2] >= b[2][2]
 

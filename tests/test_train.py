@@ -30,9 +30,10 @@ DATA = _data_dir()
 needs_mnist = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist", "t10k-images-idx3-ubyte.gz")),
                                  reason=f"MNIST not found in {DATA} (set MINICNN_DATA)")
 
-# A small, fast, robust run: 1000 training images, 500 test images, 2 epochs.
-QUICK = ["lenet5", "--limit-train", "1000", "--limit-test", "500", "--epochs", "2", "--batch-size", "32",
-         "--lr", "0.005", "--warmup-epochs", "0", "--seed", "0", "--no-progress"]
+# A small, fast, robust run: 2000 training images, 500 test images, 2 epochs of 63 steps (about 2 s;
+# 85-86% test accuracy for seeds 0, 1, 2).
+QUICK = ["lenet5", "--limit-train", "2000", "--limit-test", "500", "--epochs", "2", "--batch-size", "32",
+         "--lr", "0.005", "--warmup-epochs", "0", "--augment", "none", "--seed", "0", "--no-progress"]
 TIMING_COLUMNS = {"seconds", "images_per_s"}
 
 
@@ -89,7 +90,7 @@ def test_quick_run_learns_and_writes_its_files(quick_run):
     rows = read_metrics(run_dir)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == train.CSV_COLUMNS
-    assert float(rows[-1]["test_acc"]) >= 0.6, rows          # chance is 0.1
+    assert float(rows[-1]["test_acc"]) >= 0.7, rows          # chance is 0.1
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert "epoch   2/2" in proc.stdout and "test loss" in proc.stdout and "img/s" in proc.stdout
     config = json.loads((run_dir / "config.json").read_text())
@@ -160,7 +161,7 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
 def test_nonfinite_loss_stops_with_a_clear_message(tmp_path):
     proc = cli(QUICK + ["--out", "run"], tmp_path, {"MINICNN_TRAIN_FAULT": "nan:2:7"})
     assert proc.returncode == 1
-    assert "loss became nan at epoch 2, step 7/32" in proc.stderr, proc.stderr
+    assert "loss became nan at epoch 2, step 7/63" in proc.stderr, proc.stderr
     assert "last.npz" in proc.stderr and "--lr" in proc.stderr
     state = checkpoint.load(tmp_path / "run" / "last.npz")          # the good epoch-1 checkpoint, intact
     assert state["epoch"] == 1
@@ -201,6 +202,8 @@ def test_resume_refuses_changed_options_and_finished_runs_do_nothing(quick_run, 
     assert proc.returncode == 0 and "already complete" in proc.stdout
     proc = cli(QUICK + ["--out", str(run_dir)], tmp_path)
     assert proc.returncode == 1 and "already holds a run" in proc.stderr
+    proc = cli(["--resume", str(run_dir), "--out", "elsewhere"], tmp_path)
+    assert proc.returncode == 1 and "continues in its own folder" in proc.stderr
 
 
 # --------------------------------------------------------------------------- pieces, in-process
@@ -257,3 +260,14 @@ def test_transforms_fit_images_to_the_model():
     assert y.shape == (4, 1, 32, 32) and y.dtype == np.float32
     rgb = np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
     assert train.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
+
+
+def test_blas_thread_limit_is_undone_and_works_without_threadpoolctl(monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)        # `import threadpoolctl` now fails
+    controls = train._openblas_thread_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS loaded (another BLAS, or not Linux)")
+    before = [get() for get, _ in controls]
+    with train.blas_threads(1):
+        assert [get() for get, _ in controls] == [1] * len(controls)
+    assert [get() for get, _ in controls] == before
