@@ -12,12 +12,13 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "tqdm>=4.60",          # progress bars for training and downloads
+        "threadpoolctl>=3",    # sets the BLAS thread count (one thread suits the LeNets)
     ],
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "plot": ["matplotlib>=3.5"],
         "image": ["Pillow>=9"],
-        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "threadpoolctl>=3"],
+        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9"],
     },
     entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
 )

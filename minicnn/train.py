@@ -39,6 +39,7 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import backend, checkpoint
@@ -572,7 +573,7 @@ def make_parser():
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
     g.add_argument("--threads", type=_positive_int,
-                   help="BLAS threads on the CPU (needs threadpoolctl). One thread suits the LeNets: their small "
+                   help="BLAS threads on the CPU. One thread suits the LeNets: their small "
                         "matrix products lose more in thread hand-offs than they gain, badly so on a busy machine. "
                         f"'none' below means as configured, e.g. by OMP_NUM_THREADS (default: {_per_arch('threads')})")
     g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
@@ -650,58 +651,11 @@ def find_resume_checkpoint(resume, arch, out):
     return resume
 
 
-def _openblas_thread_controls():
-    """``(get, set)`` thread-count functions of each OpenBLAS loaded in this process (Linux only).
-
-    A fallback for when threadpoolctl is not installed: the libraries are found in
-    ``/proc/self/maps`` and their ``openblas_{get,set}_num_threads`` functions called directly
-    (with the symbol suffixes of NumPy's own OpenBLAS builds).
-    """
-    import ctypes
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return []
-    controls = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0))
-        except OSError:
-            continue
-        for name in ("scipy_openblas{}64_", "scipy_openblas{}_64_", "openblas{}64_", "openblas{}_64_", "openblas{}"):
-            get = getattr(lib, name.format("_get_num_threads"), None)
-            put = getattr(lib, name.format("_set_num_threads"), None)
-            if get is not None and put is not None:
-                controls.append((get, put))
-                break
-    return controls
-
-
 @contextlib.contextmanager
 def blas_threads(n):
-    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``).
-
-    Uses threadpoolctl when installed, else calls OpenBLAS directly; says so if neither works.
-    """
+    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``)."""
     if n is None:
         yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        controls = _openblas_thread_controls()
-        if not controls:
-            print(f"note: cannot set the BLAS thread count to {n} (pip install threadpoolctl, or set "
-                  f"OMP_NUM_THREADS={n} before starting Python)", file=sys.stderr)
-        before = [get() for get, _ in controls]
-        for _, put in controls:
-            put(n)
-        try:
-            yield
-        finally:
-            for (_, put), old in zip(controls, before):
-                put(old)
         return
     with threadpool_limits(limits=n, user_api="blas"):
         yield

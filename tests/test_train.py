@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from minicnn import checkpoint, train
 
@@ -262,12 +263,9 @@ def test_transforms_fit_images_to_the_model():
     assert train.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
 
 
-def test_blas_thread_limit_is_undone_and_works_without_threadpoolctl(monkeypatch):
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)        # `import threadpoolctl` now fails
-    controls = train._openblas_thread_controls()
-    if not controls:
-        pytest.skip("no OpenBLAS loaded (another BLAS, or not Linux)")
-    before = [get() for get, _ in controls]
+def test_blas_thread_limit_is_set_and_undone():
+    blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
+    before = [info["num_threads"] for info in blas]
     with train.blas_threads(1):
-        assert [get() for get, _ in controls] == [1] * len(controls)
-    assert [get() for get, _ in controls] == before
+        assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
+    assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == before
