@@ -386,13 +386,14 @@ class BatchNorm(Function):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
                momentum=0.1, eps=1e-5) -> Tensor:
-    """Batch normalisation over (N, C) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
+    """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
 
     ``running_mean``/``running_var`` are tensors updated in place when ``training`` (unbiased
     variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
     """
-    if input.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {tuple(input.shape)}")
+    if input.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
+                         f"got {tuple(input.shape)}")
     if running_mean is None and not training:
         raise ValueError("batch_norm: running statistics are required in eval mode")
     return BatchNorm.apply(input, _data(running_mean), _data(running_var), weight, bias,

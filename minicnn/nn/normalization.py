@@ -79,10 +79,8 @@ class _BatchNorm(Module):
         # batch statistics when training, or when there are no running statistics to use
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        x = input.unsqueeze(-1) if input.ndim == 3 else input       # F.batch_norm takes (N, C) or (N, C, H, W)
-        out = F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
-                           self.weight, self.bias, use_batch_stats, momentum, self.eps)
-        return out.squeeze(-1) if input.ndim == 3 else out
+        return F.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, use_batch_stats, momentum, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
