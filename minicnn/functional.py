@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 
 from . import backend
 from . import kernels as K

@@ -36,6 +36,8 @@ import numpy as np
 from . import backend, checkpoint
 from . import functional as F
 from .autograd import Tensor, no_grad
+from .data import transforms as T
+from .train import build_model, make_transform
 
 #: Datasets whose images are light on a dark background (the inversion heuristic applies).
 DARK_BACKGROUND = {"mnist", "fashion-mnist"}
@@ -55,7 +57,6 @@ def find_checkpoint(path):
 
 def load_model(path, device="cpu"):
     """Load a training checkpoint: ``(model in eval mode, config, checkpoint state)``."""
-    from .train import build_model
     path = find_checkpoint(path)
     state = checkpoint.load(path)
     checkpoint.require(state, ["model", "config"], path)
@@ -96,8 +97,6 @@ def should_invert(image) -> bool:
 
 def prepare(image, config, invert="auto"):
     """One uint8 image (C, H, W) -> the float32 batch (1, C, S, S) the model takes; also says if it inverted."""
-    from .data import transforms as T
-    from .train import make_transform
     native = config["image_size"]
     batch = T.Resize(native, mode="bilinear")(image[None])
     inverted = False

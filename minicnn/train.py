@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import inspect
 import io
 import json
 import os
@@ -42,7 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import backend, checkpoint
+from . import architectures, backend, checkpoint, optim
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import DataError, DataLoader, get_dataset
@@ -339,9 +340,6 @@ def evaluate(model, loader, device="cpu"):
 
 def build_model(config, device="cpu"):
     """The architecture of ``config`` with its number of classes and input channels, on ``device``."""
-    import inspect
-
-    from . import architectures
     options = dict(config.get("model_options", {}))
     builder = architectures._lookup(config["arch"])
     if "input_size" in inspect.signature(builder).parameters:     # e.g. lenet5_keras sizes its dense layer
@@ -353,7 +351,6 @@ def build_model(config, device="cpu"):
 
 def build_optimizer(model, config):
     """The optimizer of ``config``. Weight decay applies to weights (ndim > 1), not to biases or norms."""
-    from . import optim
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config["weight_decay"]}]
@@ -378,7 +375,6 @@ def build_scheduler(optimizer, config, steps_per_epoch):
     times ``gamma`` at each of ``milestones``; ``cosine``: cosine decay to ``min_lr``. All but
     ``none`` start with a linear warm-up over ``warmup_epochs`` (from 1% of the lr).
     """
-    from . import optim
     kind = config["schedule"]
     total = config["epochs"] * steps_per_epoch
     warmup = int(round(config["warmup_epochs"] * steps_per_epoch)) if kind != "none" else 0
@@ -703,7 +699,6 @@ def _run(args, cleanup) -> int:
     else:
         if not args.arch:
             make_parser().error("the architecture name is required (unless --resume is given)")
-        from . import architectures
         if args.arch not in architectures.names():
             return _fail(f"unknown architecture {args.arch!r}; available: {', '.join(architectures.names())}", 2)
         config = resolve_config(args)

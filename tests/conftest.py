@@ -1,7 +1,6 @@
 """Shared test configuration: hypothesis profiles and device parametrisation."""
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 

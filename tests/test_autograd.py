@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minicnn
-from minicnn import backend, gradcheck, GradcheckError, Tensor
+from minicnn import backend, gradcheck, GradcheckError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

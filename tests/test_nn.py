@@ -1,7 +1,6 @@
 """minicnn.nn: Module mechanics (registration, state_dict, modes, devices) and every layer against
 a NumPy reference computation, with gradient checks on small float64 modules."""
 import copy
-import math
 import re
 from collections import OrderedDict
 

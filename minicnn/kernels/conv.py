@@ -42,6 +42,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..backend import get_array_module
+from . import cuda
 from .misc import check_float_array, check_same_dtype, pair
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
@@ -236,7 +237,6 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None):
     if out is None:
         out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
     if xp is not np:
-        from . import cuda
         return cuda.im2col(x, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     (t, b), (l, r) = ((max(pt, 0), max(pb, 0)), (max(pl, 0), max(pr, 0)))
     Hc, Wc = H - max(-pt, 0) - max(-pb, 0), W - max(-pl, 0) - max(-pr, 0)     # after any cropping
@@ -262,7 +262,6 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out=None):
     if out is None:
         out = xp.empty((N, C, H, W), dtype=cols.dtype)
     if xp is not np:
-        from . import cuda
         return cuda.col2im(cols, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     padded = pt or pb or pl or pr
     dxpad = workspace(np, "col2im_pad", (N, C, H + pt + pb, W + pl + pr), cols.dtype) if padded else out

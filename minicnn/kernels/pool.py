@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
+from . import cuda
 from .conv import pad2d, workspace
 from .misc import channel_vector, check_float_array, pair
 
@@ -132,7 +133,6 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     g = pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = get_array_module(x)
     if xp is not np:
-        from . import cuda
         out, argmax = cuda.max_pool2d_forward(x, g)
         return out, MaxPoolCache(argmax, g)
     xpad = _padded(x, g, -np.inf)
@@ -161,7 +161,6 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     _check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     if xp is not np:
-        from . import cuda
         return cuda.max_pool2d_backward(grad, argmax, g)
     won = np.empty(argmax.shape, dtype=bool)
     part = np.empty(grad.shape, dtype=grad.dtype)

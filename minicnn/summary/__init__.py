@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import backend
+from .. import architectures, backend, nn
 from ..autograd import Tensor, no_grad, zeros
 
 
@@ -119,7 +119,6 @@ def _own_counts(module):
 
 def _mult_adds(module, inputs, output) -> int:
     """Multiply-accumulates of one call, per image of the batch (see the module docstring)."""
-    from .. import nn  # noqa: PLC0415  (nn imports much; keep `import minicnn.summary` light)
 
     if not isinstance(output, Tensor) or output.ndim == 0:
         return 0
@@ -348,7 +347,6 @@ def _parse_option(text: str):
 
 
 def main(argv=None) -> int:
-    from .. import architectures  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="python -m minicnn.summary",
