@@ -67,7 +67,7 @@ def summarise(path, top=25, step_marker="step (run.py"):
         if step_marker and step_marker not in text:
             continue
         total += count
-        for name in {short(f) for f in frames}:
+        for name in {short(f) for f in frames if not f[1].endswith("run.py")}:   # not the harness
             inclusive[name] += count
         py = [f for f in frames if is_python(f)]
         if py:
