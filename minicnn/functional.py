@@ -37,11 +37,17 @@ class ScaledTanh(Function):
 
     def forward(self, x, a, b):
         xp = get_array_module(x)
-        self.t, self.ab = xp.tanh(x * b), a * b
-        return self.t * a
+        t = x * b
+        xp.tanh(t, out=t)                      # in place: one temporary, not two
+        self.t, self.ab = t, a * b
+        return t * a
 
     def backward(self, grad):
-        return grad * (self.ab * (1 - self.t * self.t))
+        d = self.t * self.t                    # computed in place: (t^2 - 1) * (-ab) * g
+        d -= 1
+        d *= -self.ab
+        d *= grad
+        return d
 
 
 def scaled_tanh(x: Tensor, a: float = 1.7159, b: float = 2.0 / 3.0) -> Tensor:
