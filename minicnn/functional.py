@@ -10,7 +10,6 @@ import numbers
 
 import numpy as np
 
-
 from . import backend
 from . import kernels as K
 from .autograd import Function, Tensor, ReLU, Sigmoid, Tanh
