@@ -301,15 +301,17 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
 
             pending.append((loss.data, (logits.data.argmax(axis=1) == y).sum(), len(labels)))
             if step % log_every == 0 or step == steps:
-                # One transfer to the host for the last few steps (it waits for the GPU).
-                losses = backend.to_numpy(backend.get_array_module(loss.data).stack([p[0] for p in pending]))
+                # Two transfers to the host for the last few steps (each waits for the GPU).
+                xp = backend.get_array_module(loss.data)
+                losses = backend.to_numpy(xp.stack([p[0] for p in pending]))
+                correct = backend.to_numpy(xp.stack([p[1] for p in pending]))
                 bad = np.flatnonzero(~np.isfinite(losses))
                 if bad.size:
                     raise NonFiniteLossError(epoch, step - len(pending) + 1 + int(bad[0]), steps,
                                              losses[bad[0]])
                 sizes = np.array([p[2] for p in pending])
                 total_loss += float(losses.astype(np.float64) @ sizes)
-                total_correct += int(sum(int(p[1]) for p in pending))
+                total_correct += int(correct.sum())
                 seen += int(sizes.sum())
                 pending.clear()
                 elapsed = time.perf_counter() - start
