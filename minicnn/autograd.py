@@ -613,42 +613,54 @@ def arange(*args, dtype=None, device=None) -> Tensor:
 # --------------------------------------------------------------------------- binary arithmetic
 
 class _Binary(Function):
-    """Elementwise op of two operands with NumPy broadcasting; backward sums over broadcast axes."""
+    """Elementwise op of two operands with NumPy broadcasting; backward sums over broadcast axes.
+
+    Only the ops whose gradient needs the operands' values keep them (``keeps_operands``): a
+    residual ``out + identity`` must not keep ``out`` alive until the backward pass.
+    """
+
+    keeps_operands = True
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.shapes = (np.shape(a), np.shape(b))
+        if self.keeps_operands:
+            self.a, self.b = a, b
         try:
             return self.compute(a, b)
         except ValueError as exc:
             if "broadcast" not in str(exc):
                 raise
-            raise ValueError(f"{self.name.lower()}: shapes {tuple(np.shape(a))} and {tuple(np.shape(b))} "
+            raise ValueError(f"{self.name.lower()}: shapes {self.shapes[0]} and {self.shapes[1]} "
                              f"do not broadcast") from None
 
     def backward(self, grad):
-        ga, gb = self.grads(grad, self.a, self.b)
+        ga, gb = self.grads(grad)
         need_a, need_b = self.needs_input_grad
-        return (_unbroadcast(ga, np.shape(self.a)) if need_a else None,
-                _unbroadcast(gb, np.shape(self.b)) if need_b else None)
+        return (_unbroadcast(ga, self.shapes[0]) if need_a else None,
+                _unbroadcast(gb, self.shapes[1]) if need_b else None)
 
 
 class Add(_Binary):
     """a + b;  da = g, db = g."""
 
+    keeps_operands = False
+
     def compute(self, a, b):
         return a + b
 
-    def grads(self, g, a, b):
+    def grads(self, g):
         return g, g
 
 
 class Sub(_Binary):
     """a - b;  da = g, db = -g."""
 
+    keeps_operands = False
+
     def compute(self, a, b):
         return a - b
 
-    def grads(self, g, a, b):
+    def grads(self, g):
         return g, (-g if self.needs_input_grad[1] else None)
 
 
@@ -658,9 +670,9 @@ class Mul(_Binary):
     def compute(self, a, b):
         return a * b
 
-    def grads(self, g, a, b):
-        return (g * b if self.needs_input_grad[0] else None,
-                g * a if self.needs_input_grad[1] else None)
+    def grads(self, g):
+        return (g * self.b if self.needs_input_grad[0] else None,
+                g * self.a if self.needs_input_grad[1] else None)
 
 
 class Div(_Binary):
@@ -669,7 +681,8 @@ class Div(_Binary):
     def compute(self, a, b):
         return a / b
 
-    def grads(self, g, a, b):
+    def grads(self, g):
+        a, b = self.a, self.b
         ga = g / b if self.needs_input_grad[0] else None
         gb = -g * a / (b * b) if self.needs_input_grad[1] else None
         return ga, gb
@@ -682,7 +695,8 @@ class Pow(_Binary):
         self.out = a ** b
         return self.out
 
-    def grads(self, g, a, b):
+    def grads(self, g):
+        a, b = self.a, self.b
         ga = g * b * a ** (b - 1) if self.needs_input_grad[0] else None
         gb = None
         if self.needs_input_grad[1]:
@@ -697,8 +711,8 @@ class Maximum(_Binary):
     def compute(self, a, b):
         return get_array_module(a, b).maximum(a, b)
 
-    def grads(self, g, a, b):
-        first = a >= b
+    def grads(self, g):
+        first = self.a >= self.b
         return g * first, g * ~first
 
 
@@ -708,8 +722,8 @@ class Minimum(_Binary):
     def compute(self, a, b):
         return get_array_module(a, b).minimum(a, b)
 
-    def grads(self, g, a, b):
-        first = a <= b
+    def grads(self, g):
+        first = self.a <= self.b
         return g * first, g * ~first
 
 

@@ -408,3 +408,18 @@ def test_only_backend_imports_cupy():
         if re.search(r"^\s*(import cupy|from cupy)", text, re.MULTILINE):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_add_does_not_keep_its_operands_alive():
+    """A residual ``out + identity`` must not hold ``out`` until backward (memory of deep nets)."""
+    import gc
+    import weakref
+    x = minicnn.ones(4, requires_grad=True)
+    h = x * 2                       # an intermediate that only the add uses
+    alive = weakref.ref(h.data)
+    y = (h + x).sum()
+    del h
+    gc.collect()
+    assert alive() is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [3, 3, 3, 3])
