@@ -105,7 +105,11 @@ class Function:
         out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
         result = Tensor._wrap(out)
         if record:
-            fn.inputs = args          # parents in the graph (non-tensors are skipped in backward)
+            # The graph's edges: for each argument that needs a gradient, the Function that made it,
+            # or the leaf tensor itself.  Never a non-leaf Tensor: its array would stay alive until
+            # backward even when no backward formula needs it.
+            fn.parents = tuple((a._ctx if a._ctx is not None else a) if need else None
+                               for a, need in zip(args, fn.needs_input_grad))
             result.requires_grad = True
             result._ctx = fn
         return result
@@ -157,9 +161,9 @@ def _topological_order(root_fn):
                 "freed by the first backward). Pass retain_graph=True to the first backward call.")
         visited.add(id(fn))
         stack.append((fn, True))
-        for parent in fn.inputs:
-            if isinstance(parent, Tensor) and parent._ctx is not None and id(parent._ctx) not in visited:
-                stack.append((parent._ctx, False))
+        for parent in fn.parents:
+            if isinstance(parent, Function) and id(parent) not in visited:
+                stack.append((parent, False))
     order.reverse()   # post-order reversed: consumers before producers
     return order
 
@@ -196,13 +200,13 @@ def backward(tensor, grad=None, retain_graph=False):
             input_grads = fn.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for parent, need, pg in zip(fn.inputs, fn.needs_input_grad, input_grads):
-                if not need or pg is None:
+            for parent, pg in zip(fn.parents, input_grads):
+                if parent is None or pg is None:
                     continue
-                if parent._ctx is None:
+                if isinstance(parent, Tensor):          # a leaf: its .grad accumulates
                     parent._accumulate(pg)
                 else:
-                    key = id(parent._ctx)
+                    key = id(parent)
                     grads[key] = grads[key] + pg if key in grads else pg
         if not retain_graph:
             fn.release()
