@@ -546,7 +546,8 @@ def parent_main(args) -> int:
             report["gemm"].setdefault(fw, {})[when] = r
             log(f"[gemm {when}] {fw}: " + (f"{r['gflops']:.1f} GFLOP/s" if r["status"] == "ok" else r["error"]))
 
-    measure_gemm("start")
+    if args.gemm in ("start", "both"):
+        measure_gemm("start")
     for w in workloads:
         entry = {"id": w, **{k: WORKLOADS[w][k] for k in ("model", "mode", "input", "classes", "options")},
                  "batch": WORKLOADS[w]["batch"] * args.batch_scale, "results": {}}
@@ -569,7 +570,8 @@ def parent_main(args) -> int:
                                                              "error")} for r in rs]
             entry["results"][fw] = chosen
         report["workloads"].append(entry)
-    measure_gemm("end")
+    if args.gemm == "both":
+        measure_gemm("end")
     report["meta"]["load_average_end"] = load_average()
     derive(report)
 
@@ -756,6 +758,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-scale", type=int, default=None,
                    help="multiply every batch size (default: 1 on cpu, 4 on cuda)")
     p.add_argument("--gemm-n", type=int, default=None, help="GEMM size N (default 2048 on cpu, 8192 on cuda)")
+    p.add_argument("--gemm", choices=["both", "start", "none"], default="both",
+                   help="when to measure the GEMM rate: before and after the workloads (default), before only, never")
     p.add_argument("--gemm-reps", type=int, default=10, help="GEMM repetitions (the best one counts)")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="F",
                    help="before each worker, wait until the CPUs are at least this idle (0-1; default: don't)")

@@ -11,7 +11,7 @@ import pytest
 from minicnn import backend
 
 RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
-TINY = ["--iters", "1", "--warmup", "0", "--gemm-n", "128", "--gemm-reps", "2", "--quiet"]
+TINY = ["--iters", "1", "--warmup", "0", "--gemm", "start", "--gemm-n", "128", "--gemm-reps", "2", "--quiet"]
 
 # LeNet-5 on 1x32x32: C1 6*28*28*25 + C3 16*10*10*150 + C5 120*400 + F6 84*120 + output 10*84
 LENET5_MACS = 117_600 + 240_000 + 48_000 + 10_080 + 840
@@ -50,7 +50,7 @@ def test_bench_minicnn_w1(tmp_path):
     assert report["meta"]["threads"] == 2 and report["meta"]["device"] == "cpu"
     assert "--workloads W1" in report["meta"]["command"]
     gemm = report["gemm"]["minicnn"]
-    assert set(gemm) == {"start", "end"} and all(g["status"] == "ok" and g["gflops"] > 0 for g in gemm.values())
+    assert set(gemm) == {"start"} and all(g["status"] == "ok" and g["gflops"] > 0 for g in gemm.values())
     (entry,) = report["workloads"]
     assert entry["id"] == "W1" and entry["model"] == "lenet5" and entry["mode"] == "train"
     assert list(entry["results"]) == ["minicnn"]
