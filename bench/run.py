@@ -19,7 +19,10 @@ What is measured (see the table below and ``bench/README.md``):
 * every subprocess limits its thread pools to ``--threads`` (2): OMP/OpenBLAS/MKL environment
   variables are set before NumPy or PyTorch is imported, and ``torch.set_num_threads``;
 * the float32 GEMM rate (best of several NxN matmuls) is measured in the same run, once before
-  and once after the workloads, for NumPy (minicnn's BLAS) and for PyTorch.
+  and once after the workloads, for NumPy (minicnn's BLAS) and for PyTorch;
+* on a shared machine, ``--repeat 3`` runs every pair three times (alternating) and reports the
+  process with the fastest median, ``--wait-idle 0.8`` waits for idle CPUs before each process,
+  and the ``cores used`` column (CPU time / wall time) shows which numbers were disturbed.
 
 The runner starts itself as the worker: ``run.py --worker W3 --framework minicnn`` runs one
 workload and prints one JSON line (``BENCH_RESULT {...}``); ``--worker gemm`` measures GEMM.
