@@ -264,9 +264,7 @@ class Conv2dFunction(Function):
     """2-D convolution by im2col + one GEMM (see ``kernels.conv``);  backward: col2im for x, GEMMs for w."""
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
-        # keep the im2col columns for the weight gradient when there will be one
-        out, self.cache = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                           keep_cols=self.needs_input_grad[1])
+        out, self.cache = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
         return out
 
     def backward(self, grad):

@@ -52,7 +52,6 @@ GPU_CHUNK_BYTES = 256 << 20
 MIN_GEMM_COLUMNS = 1024   # ... but at least this many output pixels per GEMM, when the batch allows
 MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands of rows
 WORKSPACE_MAX_BYTES = 64 << 20   # scratch buffers up to this size are kept for reuse (see workspace)
-KEEP_COLS_MAX_BYTES = 64 << 20   # conv2d_forward(keep_cols=True) keeps column matrices up to this size
 _workspaces = threading.local()
 
 
@@ -280,13 +279,11 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out=None):
 
 
 class ConvCache(NamedTuple):
-    """What ``conv2d_backward`` needs: the inputs (references, not copies), the geometry, and
-    the forward's column matrix ``cols`` (C, kH, kW, N, Ho, Wo) when it was kept (else None)."""
+    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry."""
     x: object
     weight: object
     has_bias: bool
     geom: ConvGeometry
-    cols: object = None
 
 
 def output_blocks(xp, n_images, Ho, Wo, bytes_per_pixel, split_rows=True):
@@ -352,39 +349,26 @@ def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
             out[n0:n1] = y.reshape(O, m, Ho, Wo).transpose(1, 0, 2, 3)
 
 
-def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
-                   keep_cols=False):
+def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """2-D convolution.  x (N, C, H, W), weight (O, C/groups, kH, kW), bias (O,) or None
     ->  (out (N, O, Ho, Wo), cache).
 
     out[n, o, oh, ow] = bias[o] + sum_{c in o's group, i, j} weight[o, c, i, j] * xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]
     ``stride``/``dilation`` are (sh, sw) pairs (ints accepted); ``padding`` is ((top, bottom),
     (left, right)), see ``normalize_conv_padding``.  Ho = floor((H + top + bottom - dh*(kH-1) - 1)/sh) + 1.
-
-    ``keep_cols``: keep the whole column matrix in the cache (when it takes at most
-    ``KEEP_COLS_MAX_BYTES``) so that the weight gradient needs no second im2col: memory for speed,
-    worth it when the weight needs a gradient.  Otherwise the columns are made block by block.
     """
     g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
     xp = get_array_module(x, weight, bias)
     G, O = g.groups, g.O
     w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
     out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
-    cols = None
-    Kg, pixels = (g.C // G) * g.kh * g.kw, g.N * g.Ho * g.Wo
     if g.pointwise:   # 1x1: out[n] = W @ x[n], a batch of GEMMs, no im2col at all
         xp.matmul(w3, x.reshape(g.N, G, g.C // G, g.H * g.W), out=out.reshape(g.N, G, O // G, g.H * g.W))
-    elif keep_cols and g.C * g.kh * g.kw * pixels * x.itemsize <= KEEP_COLS_MAX_BYTES:
-        # all columns at once (kept for backward), one GEMM per group, then (O, N, Ho, Wo) -> NCHW
-        cols = im2col(x, (g.kh, g.kw), g.stride, g.padding, g.dilation)
-        y = workspace(xp, "conv_y", (G, O // G, pixels), x.dtype)
-        xp.matmul(w3, cols.reshape(G, Kg, pixels), out=y)
-        out[...] = y.reshape(O, g.N, g.Ho, g.Wo).transpose(1, 0, 2, 3)
     else:
         _convolve_into(out, x, w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
     if bias is not None:
         out += bias.reshape(O, 1, 1)
-    return out, ConvCache(x, weight, bias is not None, g, cols)
+    return out, ConvCache(x, weight, bias is not None, g)
 
 
 def _flipped_transposed_weight(weight, groups):
@@ -432,7 +416,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     Any of them is None when not needed (``need_*`` False, or no bias).  Skipping dx (the first
     layer of a network) saves the col2im; skipping dweight saves recomputing the columns.
     """
-    x, weight, has_bias, g, kept_cols = cache
+    x, weight, has_bias, g = cache
     if tuple(grad_out.shape) != (g.N, g.O, g.Ho, g.Wo):
         raise ValueError(f"conv2d_backward: grad_out must have the output's shape {(g.N, g.O, g.Ho, g.Wo)}, "
                          f"got {tuple(grad_out.shape)}")
@@ -457,11 +441,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
                 dw += xp.matmul(g4[n], x4[n].transpose(0, 2, 1), out=tmp)
         return dx, (dw.reshape(weight.shape) if need_w else None), db
 
-    if need_w and kept_cols is not None:   # dW = grad (O, N*Ho*Wo) @ cols^T, one GEMM per group
-        g3 = workspace(xp, "conv_grad", (O, g.N, g.Ho, g.Wo), x.dtype)
-        g3[...] = grad_out.transpose(1, 0, 2, 3)
-        xp.matmul(g3.reshape(G, Og, -1), kept_cols.reshape(G, Kg, -1).transpose(0, 2, 1), out=dw)
-    elif need_w:   # dW = sum over blocks of grad_block @ cols_block^T, the columns recomputed block by block
+    if need_w:   # dW = sum over blocks of grad_block @ cols_block^T, the columns recomputed block by block
         if g.N == 0:
             dw.fill(0)
         tmp = workspace(xp, "conv_dw", dw.shape, x.dtype)
