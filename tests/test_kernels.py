@@ -375,3 +375,31 @@ def test_dropout_identity_when_not_training_or_p_zero():
 def test_dropout_rejects_bad_p(p):
     with pytest.raises(ValueError, match=r"dropout: p must be a probability in \[0, 1\)"):
         dropout_forward(np.ones(3), p, True, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@given(case=conv_cases())
+def test_conv_channels_last_route_matches_reference(channels_last, case):
+    """The channels-last im2col (small images, groups=1) gives the reference's output, dx and dw."""
+    if case["groups"] != 1:
+        return
+    original = conv_module.use_channels_last
+    conv_module.use_channels_last = lambda xp, *args: channels_last and xp is np
+    try:
+        x, w, b = make_conv(case)
+        out, cache = conv2d_forward(x, w, b, *conv_args(case))
+        close(out, R.conv2d(x, w, b, *conv_args(case)))
+        g = np.random.default_rng(case["seed"] + 1).standard_normal(out.shape)
+        dx, dw, _ = conv2d_backward(g, cache)
+        rdx, rdw, _ = R.conv2d_backward(g, x, w, *conv_args(case))
+        close(dx, rdx)
+        close(dw, rdw)
+    finally:
+        conv_module.use_channels_last = original
+
+
+def test_channels_last_thresholds():
+    assert conv_module.use_channels_last(np, 64, 1, 8, 64 * 64, 64)          # ResNet-18 layer1 at 32x32
+    assert not conv_module.use_channels_last(np, 512, 1, 1, 64, 512)         # weight outweighs the columns
+    assert not conv_module.use_channels_last(np, 64, 1, 56, 8 * 56 * 56, 64)  # large images
+    assert not conv_module.use_channels_last(np, 64, 2, 8, 4096, 64)         # groups
