@@ -10,6 +10,8 @@ from hypothesis.extra import numpy as hnp
 import minicnn
 from minicnn import backend, gradcheck, GradcheckError
 
+from conftest import cuda
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -376,9 +378,8 @@ def test_gradcheck_reports_the_worst_element():
         gradcheck(lambda t: t * 2, minicnn.ones(2, requires_grad=True))
 
 
-def test_mixed_devices_raise(device):
-    if device == "cpu":
-        pytest.skip("needs two devices")   # the CUDA run exercises it
+@cuda
+def test_mixed_devices_raise():
     a = minicnn.ones(2, device="cuda")
     with pytest.raises(ValueError, match="same device"):
         a + minicnn.ones(2)
