@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
+from .fileio import atomic_write
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
@@ -98,60 +98,6 @@ def _decode(value, arrays):
             return {k: _decode(v, arrays) for k, v in inner}
     return {k: _decode(v, arrays) for k, v in value.items()}
 
-
-# --------------------------------------------------------------------------- atomic files
-
-def atomic_write(path, write, mode="wb"):
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
-
-    The temporary file is removed if anything goes wrong (including Ctrl-C), so ``path``
-    always holds a complete old or new version.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder):
-    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path, text: str):
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-# --------------------------------------------------------------------------- save / load
 
 def save(path, state: dict) -> None:
     """Save the nested ``state`` dict to ``path`` (an ``.npz`` file) atomically."""

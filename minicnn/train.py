@@ -43,7 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import architectures, backend, checkpoint, optim
+from . import architectures, backend, checkpoint, fileio, optim
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import DataError, DataLoader, get_dataset
@@ -434,7 +434,7 @@ def write_metrics_csv(path, history):
            "test_loss": "{:.6f}", "test_acc": "{:.6f}", "seconds": "{:.2f}", "images_per_s": "{:.1f}"}
     for row in history:
         writer.writerow([fmt[c].format(row[c]) for c in CSV_COLUMNS])
-    checkpoint.atomic_write_text(path, buf.getvalue())
+    fileio.atomic_write_text(path, buf.getvalue())
 
 
 _warned_no_matplotlib = False
@@ -466,7 +466,7 @@ def plot_curves(path, history, title=""):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    checkpoint.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    fileio.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 
@@ -751,7 +751,7 @@ def _run(args, cleanup) -> int:
 
     os.makedirs(out, exist_ok=True)
     config["out"] = out
-    checkpoint.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
+    fileio.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
     write_metrics_csv(os.path.join(out, "metrics.csv"), history)
 
     def save(path, epoch):

@@ -34,7 +34,8 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-import uuid
+
+from ..fileio import atomic_write, fsync_dir
 
 # ----------------------------------------------------------------------------
 # What each dataset is made of
@@ -231,20 +232,6 @@ def _progress_bar(total, desc, enabled):
     return _NoBar()
 
 
-def _fsync_dir(folder):
-    """Flush a folder's entry table to disk, where the OS allows it (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def download_url(url, path, md5=None, progress=True, timeout=None):
     """Download ``url`` to ``path`` atomically and check its MD5.
 
@@ -255,18 +242,13 @@ def download_url(url, path, md5=None, progress=True, timeout=None):
     short or broken-off download, ``urllib.error.URLError``/``OSError`` for
     network errors (an HTTP error status is a ``urllib.error.HTTPError``).
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     filename = os.path.basename(path)
     request = urllib.request.Request(url, headers={'User-Agent': 'minicnn-data/1.0'})
-    # like tempfile.mkstemp, but with the usual permissions (0666 & ~umask), not 0600
-    tmp = os.path.join(folder, f'.{filename}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
-    try:
+
+    def fetch(out):     # streams into the temporary file; raising here leaves nothing behind
         h = hashlib.md5(usedforsecurity=False)
         got = 0
-        with os.fdopen(fd, 'wb') as out, \
-                urllib.request.urlopen(request, timeout=timeout or TIMEOUT) as resp:
+        with urllib.request.urlopen(request, timeout=timeout or TIMEOUT) as resp:
             total = resp.headers.get('Content-Length')
             total = int(total) if total and total.isdigit() else None
             bar = _progress_bar(total, filename, progress)
@@ -281,8 +263,6 @@ def download_url(url, path, md5=None, progress=True, timeout=None):
                                     f'bytes ({type(e).__name__})') from e
             finally:
                 bar.close()
-            out.flush()
-            os.fsync(out.fileno())
         if total is not None and got != total:
             raise DownloadError(f'{url}: incomplete download of {filename}, '
                                 f'got {got} of {total} bytes')
@@ -290,16 +270,8 @@ def download_url(url, path, md5=None, progress=True, timeout=None):
         if md5 is not None and found != md5.lower():
             raise ChecksumError(f'{url}: downloaded {filename} has MD5 {found}, expected {md5}; '
                                 f'the download was discarded')
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(folder)
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-    return path
+
+    return atomic_write(path, fetch)
 
 
 def download_file(name, filename, md5, folder, mirrors=None, progress=True):
@@ -397,7 +369,7 @@ def extract_archive(archive, dest):
             if os.path.isdir(final) and not os.path.islink(final):
                 shutil.rmtree(final)   # a stale or partial earlier extraction
             os.replace(os.path.join(tmp, entry), final)
-        _fsync_dir(dest)
+        fsync_dir(dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
