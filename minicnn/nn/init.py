@@ -183,3 +183,14 @@ def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: st
         return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     return normal_(tensor, 0.0, std, generator)
+
+
+def default_(weight, bias=None):
+    """PyTorch's default initialisation of ``Conv2d`` and ``Linear``: ``kaiming_uniform_(w, a=sqrt(5))``,
+    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias uniform in the same bounds (zero when fan_in is 0)."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound)
+    return weight

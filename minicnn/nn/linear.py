@@ -1,8 +1,6 @@
 """``Linear`` (fully connected layer), and the shape-only layers ``Identity`` and ``Flatten``."""
 from __future__ import annotations
 
-import math
-
 from .. import functional as F
 from . import init
 from ._utils import check_dtype, check_input, empty_parameter
@@ -38,11 +36,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002
         name = f"Linear({self.extra_repr()})"
