@@ -90,7 +90,8 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     """grad (like x)  ->  (dx, dweight (C,), dbias (C,)); None for those not needed or absent.
 
     dweight = sum grad * xhat;  dbias = sum grad  (over every axis but 1).
-    Batch stats:  dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = grad * weight.
+    Batch stats:  dx = weight * inv_std * (grad - mean(grad) - xhat * mean(grad * xhat)), where the two
+    means are dbias / M and dweight / M (M values per channel): computed once, used twice.
     Running stats (eval): dx = grad * weight * inv_std  (a fixed per-channel scale).
     """
     xhat, inv_std, weight, has_bias, batch_stats = cache
@@ -98,17 +99,21 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
         raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
                          f"got {tuple(grad.shape)}")
     axes, shape = _bn_axes(xhat)
-    dweight = (grad * xhat).sum(axis=axes) if (need_w and weight is not None) else None
-    dbias = grad.sum(axis=axes) if (need_b and has_bias) else None
+    batch_dx = need_x and batch_stats          # this dx needs both sums below, whatever is asked
+    sum_gx = (grad * xhat).sum(axis=axes) if (batch_dx or (need_w and weight is not None)) else None
+    sum_g = grad.sum(axis=axes) if (batch_dx or (need_b and has_bias)) else None
     dx = None
     if need_x:
         scale = inv_std * weight.reshape(shape) if weight is not None else inv_std
-        if batch_stats:
-            dxhat = grad * scale                        # inv_std folded in early: one fewer full pass
-            dx = dxhat - dxhat.mean(axis=axes, keepdims=True)
-            dx -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+        if batch_stats:   # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), the means from the sums above
+            m = xhat.size // xhat.shape[1]
+            dx = grad - (sum_g / m).reshape(shape)
+            dx -= xhat * (sum_gx / m).reshape(shape)
+            dx *= scale
         else:
             dx = grad * scale
+    dweight = sum_gx if (need_w and weight is not None) else None
+    dbias = sum_g if (need_b and has_bias) else None
     return dx, dweight, dbias
 
 
