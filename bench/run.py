@@ -120,6 +120,7 @@ class MinicnnRunner:
         self.np, self.minicnn, self.F, self.architectures, self.optim = np, minicnn, F, architectures, optim
         self.device = device
         self.xp = backend.array_module(device)       # raises a clear RuntimeError without CUDA
+        backend.tune_malloc()                        # as the training CLI does (see its docstring)
         minicnn.manual_seed(0)
 
     def versions(self):

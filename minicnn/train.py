@@ -824,6 +824,7 @@ def _run(args, cleanup) -> int:
 
 
 def main(argv=None):
+    backend.tune_malloc()            # reuse large freed blocks instead of page-faulting them in again
     try:
         code = run(argv)
     except KeyboardInterrupt:        # Ctrl-C before training started (loading data, building the model)

@@ -424,3 +424,11 @@ def test_add_does_not_keep_its_operands_alive():
     assert alive() is None
     y.backward()
     np.testing.assert_array_equal(x.grad, [3, 3, 3, 3])
+
+
+def test_tune_malloc_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("MINICNN_MALLOC_TUNING", "0")
+    assert backend.tune_malloc() is False
+    monkeypatch.delenv("MINICNN_MALLOC_TUNING")
+    import sys
+    assert backend.tune_malloc() is sys.platform.startswith("linux")   # glibc here
