@@ -500,36 +500,45 @@ class Tensor:
         """Merge dims ``start_dim..end_dim`` into one (``torch.flatten``)."""
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
+        start, end = _check_dim("flatten", start_dim, self.ndim), _check_dim("flatten", end_dim, self.ndim)
         shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
         return Reshape.apply(self, shape)
 
     def transpose(self, dim0, dim1):
         """Swap two dimensions (``torch.transpose``)."""
         axes = list(range(self.ndim))
+        dim0, dim1 = _check_dim("transpose", dim0, self.ndim), _check_dim("transpose", dim1, self.ndim)
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return Permute.apply(self, tuple(axes))
 
     def permute(self, *dims):
         dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return Permute.apply(self, tuple(d % self.ndim for d in dims) if self.ndim else ())
+        return Permute.apply(self, tuple(_check_dim("permute", d, self.ndim) for d in dims))
 
     def squeeze(self, dim=None):
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
-            dim %= self.ndim
+            dim = _check_dim("squeeze", dim, self.ndim)
             shape = self.shape[:dim] + self.shape[dim + 1:] if self.shape[dim] == 1 else self.shape
         return Reshape.apply(self, shape)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _check_dim("unsqueeze", dim, self.ndim + 1)
         return Reshape.apply(self, self.shape[:dim] + (1,) + self.shape[dim:])
 
     def expand(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         shape = tuple(s if n == -1 else n for n, s in zip(shape, (None,) * (len(shape) - self.ndim) + self.shape))
         return BroadcastTo.apply(self, shape)
+
+
+def _check_dim(op, dim, ndim):
+    """``dim`` as a non-negative index into ``ndim`` dimensions, or an IndexError naming the op (no wrap-around)."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"{op}: dimension {dim} is out of range for {ndim} dimensions "
+                         f"(expected one in [{-ndim}, {ndim - 1}])")
+    return dim % ndim
 
 
 def _unwrap_index(index):
@@ -1145,7 +1154,7 @@ def cat(tensors, dim=0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    dim = dim % tensors[0].ndim
+    dim = _check_dim("cat", dim, tensors[0].ndim)
     return Cat.apply(*tensors, dim=dim)
 
 
@@ -1154,7 +1163,7 @@ def stack(tensors, dim=0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    dim = dim % (tensors[0].ndim + 1)
+    dim = _check_dim("stack", dim, tensors[0].ndim + 1)
     return Stack.apply(*tensors, dim=dim)
 
 

@@ -153,6 +153,33 @@ def _check_reduction(reduction, op):
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _class_target(op, input, target):
+    """Check logits/log-probabilities (N, C, d1, ...) against integer class indices (N, d1, ...);
+    return the target as an array on the input's device."""
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
+    target = target.data if isinstance(target, Tensor) else target
+    target = get_array_module(input.data).asarray(target)
+    expected = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{op}: expected a target of shape {expected} for input of shape "
+                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
+    # The range check reads the targets on the host: done for NumPy arrays only, since on a GPU it
+    # would cost two device-to-host synchronisations per training step (CuPy targets are trusted).
+    if isinstance(target, np.ndarray) and target.size and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
+        raise ValueError(f"{op}: target values must be in [0, {input.shape[1]}), "
+                         f"got min {int(target.min())} and max {int(target.max())}")
+    return target
+
+
+def _class_dim_last(input, target):
+    """(N, C, d1, ...) logits and (N, d1, ...) targets as (N*d1*..., C) and (N*d1*...,)."""
+    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
+    return input.permute(*perm).reshape(-1, input.shape[1]), target.reshape(-1)
+
+
 def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:  # noqa: A002
     """Softmax cross-entropy between logits ``input`` (N, C) and class indices ``target`` (N,).
 
@@ -160,44 +187,33 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothin
     ``ignore_index`` are not supported; K-dimensional inputs (N, C, d1, ...) are).
     """
     _check_reduction(reduction, "cross_entropy")
-    target = target.data if isinstance(target, Tensor) else target
-    xp = get_array_module(input.data)
-    target = xp.asarray(target)
-    if input.ndim > 2:   # (N, C, d1, ...) -> (N*d1*..., C)
-        c = input.shape[1]
-        perm = (0,) + tuple(range(2, input.ndim)) + (1,)
-        loss = cross_entropy(input.permute(*perm).reshape(-1, c), target.reshape(-1), reduction, label_smoothing)
-        return loss.reshape(target.shape) if reduction == "none" else loss
-    if input.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
-    if target.ndim != 1 or target.shape[0] != input.shape[0]:
-        raise ValueError(f"cross_entropy: expected a target of shape ({input.shape[0]},) for logits of shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {target.dtype}")
-    # The range check reads the targets on the host: done for NumPy arrays only, since on a GPU it
-    # would cost two device-to-host synchronisations per training step (CuPy targets are trusted).
-    if xp is np and target.size and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
-        raise ValueError(f"cross_entropy: target values must be in [0, {input.shape[1]}), "
-                         f"got min {int(target.min())} and max {int(target.max())}")
+    target = _class_target("cross_entropy", input, target)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if input.ndim > 2:
+        loss = CrossEntropy.apply(*_class_dim_last(input, target), reduction, float(label_smoothing))
+        return loss.reshape(target.shape) if reduction == "none" else loss
     return CrossEntropy.apply(input, target, reduction, float(label_smoothing))
 
 
 def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at integer ``target`` (N,)."""
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) (or (N, C, d1, ...)) at integer ``target``."""
     _check_reduction(reduction, "nll_loss")
-    target = target.data if isinstance(target, Tensor) else target
-    xp = get_array_module(input.data)
-    picked = -input[xp.arange(input.shape[0]), xp.asarray(target)]
-    return picked if reduction == "none" else (picked.sum() if reduction == "sum" else picked.mean())
+    target = _class_target("nll_loss", input, target)
+    flat, flat_target = _class_dim_last(input, target) if input.ndim > 2 else (input, target)
+    xp = get_array_module(flat.data)
+    picked = -flat[xp.arange(flat.shape[0]), flat_target]
+    if reduction == "none":
+        return picked.reshape(target.shape)
+    return picked.sum() if reduction == "sum" else picked.mean()
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error ``(input - target)^2`` reduced by ``reduction``."""
     _check_reduction(reduction, "mse_loss")
-    if isinstance(target, Tensor) and target.shape != input.shape:
+    if not isinstance(target, Tensor):    # arrays and lists take the input's dtype and device
+        target = Tensor(get_array_module(input.data).asarray(target, dtype=input.dtype))
+    if target.shape != input.shape:
         raise ValueError(f"mse_loss: input shape {tuple(input.shape)} and target shape "
                          f"{tuple(target.shape)} differ")
     diff = input - target

@@ -432,3 +432,11 @@ def test_tune_malloc_can_be_switched_off(monkeypatch):
     monkeypatch.delenv("MINICNN_MALLOC_TUNING")
     import sys
     assert backend.tune_malloc() is sys.platform.startswith("linux")   # glibc here
+
+
+@pytest.mark.parametrize("call", [lambda t: t.unsqueeze(5), lambda t: t.unsqueeze(-7), lambda t: t.squeeze(4),
+                                  lambda t: t.flatten(3), lambda t: t.permute(0, 4), lambda t: t.transpose(0, 5),
+                                  lambda t: minicnn.cat([t, t], dim=3), lambda t: minicnn.stack([t, t], dim=4)])
+def test_out_of_range_dimensions_raise_instead_of_wrapping(call):
+    with pytest.raises(IndexError, match="is out of range for"):
+        call(minicnn.ones(2, 3))

@@ -254,3 +254,28 @@ def test_kernel_ops_keep_float32(device):
     loss.backward()
     assert loss.dtype == np.float32 and x.grad.dtype == np.float32 and w.grad.dtype == np.float32
     assert rm.dtype == np.float32 and rv.dtype == np.float32
+
+
+def test_loss_targets_are_validated():
+    logits = minicnn.zeros(2, 5, 3, 4)
+    for bad in (np.zeros((2, 4, 3), np.int64), np.zeros(24, np.int64), np.zeros((4, 6), np.int64)):
+        with pytest.raises(ValueError, match=r"expected a target of shape \(2, 3, 4\)"):
+            F.cross_entropy(logits, bad)
+    logp = F.log_softmax(minicnn.zeros(3, 4), 1)
+    with pytest.raises(ValueError, match=r"nll_loss: target values must be in \[0, 4\)"):
+        F.nll_loss(logp, np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match=r"nll_loss: expected a target of shape \(3,\)"):
+        F.nll_loss(logp, np.zeros((3, 3), np.int64))
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.nll_loss(logp, np.zeros(3))
+    with pytest.raises(ValueError, match=r"mse_loss: input shape \(4, 1\) and target shape \(4,\) differ"):
+        F.mse_loss(minicnn.zeros(4, 1), np.zeros(4))
+    assert F.mse_loss(minicnn.zeros(4), np.ones(4)).dtype == np.float32      # float64 target: no promotion
+
+
+def test_nll_loss_spatial_equals_cross_entropy():
+    x = t64((2, 3, 4, 5), seed=20)
+    target = np.random.default_rng(0).integers(0, 3, (2, 4, 5))
+    for reduction in ("none", "mean"):
+        np.testing.assert_allclose(F.nll_loss(F.log_softmax(x, 1), target, reduction=reduction).numpy(),
+                                   F.cross_entropy(x, target, reduction=reduction).numpy(), rtol=1e-12)
