@@ -168,6 +168,17 @@ def _topological_order(root_fn):
     return order
 
 
+def _unshared(g, handed):
+    """``g``, or a copy of it when its memory already went to another leaf's ``.grad`` in this pass
+    (``a + b`` hands the same array to both): in-place edits of one ``.grad`` never change another."""
+    owner = g if g.base is None else g.base
+    if id(owner) in handed:
+        g = g.copy()
+        owner = g
+    handed.add(id(owner))
+    return g
+
+
 def backward(tensor, grad=None, retain_graph=False):
     """Accumulate d(tensor)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
 
@@ -194,6 +205,7 @@ def backward(tensor, grad=None, retain_graph=False):
         return
 
     grads = {id(tensor._ctx): grad}             # dL/d(output of fn), keyed by fn
+    handed = set()                              # memory already given to a leaf's .grad in this pass
     for fn in _topological_order(tensor._ctx):
         g = grads.pop(id(fn), None)
         if g is not None:
@@ -204,7 +216,7 @@ def backward(tensor, grad=None, retain_graph=False):
                 if parent is None or pg is None:
                     continue
                 if isinstance(parent, Tensor):          # a leaf: its .grad accumulates
-                    parent._accumulate(pg)
+                    parent._accumulate(_unshared(pg, handed))
                 else:
                     key = id(parent)
                     grads[key] = grads[key] + pg if key in grads else pg
@@ -326,7 +338,7 @@ class Tensor:
         return self
 
     def _accumulate(self, g):
-        """Add ``g`` into ``self.grad`` (out of place: a gradient array may be shared by two leaves)."""
+        """Add ``g`` into ``self.grad`` (out of place, so an array the caller still holds is never changed)."""
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
         self.grad = g if self.grad is None else self.grad + g

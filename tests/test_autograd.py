@@ -440,3 +440,14 @@ def test_tune_malloc_can_be_switched_off(monkeypatch):
 def test_out_of_range_dimensions_raise_instead_of_wrapping(call):
     with pytest.raises(IndexError, match="is out of range for"):
         call(minicnn.ones(2, 3))
+
+
+def test_leaf_gradients_never_share_memory():
+    a, b = minicnn.ones(3, requires_grad=True), minicnn.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad *= 0.5                              # an in-place edit (gradient clipping) of one of them
+    np.testing.assert_array_equal(b.grad, [1, 1, 1])
+    w, x = minicnn.ones(6, requires_grad=True), minicnn.ones(2, 3, requires_grad=True)
+    (w.reshape(2, 3) + x).sum().backward()
+    assert not np.shares_memory(w.grad, x.grad)
