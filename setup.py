@@ -15,7 +15,7 @@ setup(
         "threadpoolctl>=3",    # sets the BLAS thread count (one thread suits the LeNets)
     ],
     extras_require={
-        "gpu": ["cupy-cuda12x"],
+        "gpu": ["cupy-cuda12x>=13"],   # ufunc.at and put_along_axis, used by backward
         "plot": ["matplotlib>=3.5"],
         "image": ["Pillow>=9"],
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9"],

@@ -1030,9 +1030,9 @@ class _Extremum(Function):
     def backward(self, grad):
         xp = get_array_module(grad)
         shape, axis = self.shape, self.axis
-        if axis is None:
+        if axis is None:   # (index stays an array: int() would wait for a GPU)
             out = xp.zeros(int(np.prod(shape)), dtype=grad.dtype)
-            out[int(self.index)] = grad.reshape(())
+            out[self.index.reshape(1)] = grad.reshape(1)
             return out.reshape(shape)
         kept = [a for a in range(len(shape)) if a not in axis]
         flat = xp.zeros([shape[a] for a in kept] + [int(np.prod([shape[a] for a in axis]))], dtype=grad.dtype)
@@ -1187,11 +1187,19 @@ def where(condition, a, b) -> Tensor:
     return Where.apply(cond, a, b)
 
 
+def _operands(a, b):
+    """Tensors stay; NumPy scalars and 0-d arrays become (weakly typed) Python scalars, so float32 stays float32."""
+    return (a if isinstance(a, Tensor) else _scalar_operand(a)), (b if isinstance(b, Tensor) else _scalar_operand(b))
+
+
 def maximum(a, b) -> Tensor:
-    """Elementwise maximum of two tensors (gradient to ``a`` on ties)."""
-    return Maximum.apply(a, b)
+    """Elementwise maximum of two tensors.
+
+    On ties the whole gradient goes to ``a`` (``torch.maximum`` splits it, half to each).
+    """
+    return Maximum.apply(*_operands(a, b))
 
 
 def minimum(a, b) -> Tensor:
-    """Elementwise minimum of two tensors (gradient to ``a`` on ties)."""
-    return Minimum.apply(a, b)
+    """Elementwise minimum of two tensors; on ties the whole gradient goes to ``a`` (PyTorch splits it)."""
+    return Minimum.apply(*_operands(a, b))
