@@ -833,3 +833,14 @@ def test_layers_on_device(device):
     assert conv.weight.device == device and conv.weight.dtype == np.float64
     bn = nn.BatchNorm2d(3, device=device)
     assert all(b.device == device for b in bn.buffers())
+
+
+def test_load_state_dict_without_num_batches_tracked():
+    """Older PyTorch checkpoints lack BatchNorm's counter; PyTorch loads them strictly, so do we."""
+    bn = nn.BatchNorm2d(3)
+    sd = {k: v for k, v in bn.state_dict().items() if not k.endswith("num_batches_tracked")}
+    sd["running_mean"] = np.arange(3, dtype=np.float32)
+    bn.load_state_dict(sd, strict=True)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), [0, 1, 2])
+    with pytest.raises(ValueError, match='Missing key.*"running_var"'):
+        bn.load_state_dict({k: v for k, v in sd.items() if k != "running_var"})

@@ -398,7 +398,9 @@ class Module:
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         own = self.state_dict(keep_vars=True)            # name -> the module's own tensor
-        missing = [key for key in own if key not in state_dict]
+        # As PyTorch's BatchNorm does, a state_dict without "num_batches_tracked" (older checkpoints,
+        # converted weights) still loads: the counter keeps its value.
+        missing = [key for key in own if key not in state_dict and not key.endswith("num_batches_tracked")]
         unexpected = [key for key in state_dict.keys() if key not in own]
         sources = {}                                    # name -> array to copy (read once: np.load reads lazily)
         for key in own:
