@@ -248,8 +248,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
-        xp = backend.array_module(device) if device is not None else get_array_module(data)
-        if isinstance(data, (np.ndarray, xp.ndarray)):
+        if isinstance(data, np.ndarray) or backend.device_of(data) == "cuda":     # a NumPy or CuPy array
             array = data if dtype is None else data.astype(dtype, copy=False)
             array = backend.to_device(array, device) if device is not None else array
         else:   # lists, Python and NumPy scalars: Python floats become the default float32
@@ -462,7 +461,7 @@ class Tensor:
         return int(self.item())
 
     def __getitem__(self, index):
-        return GetItem.apply(self, _unwrap_index(index))
+        return GetItem.apply(self, _unwrap_index(index, get_array_module(self.data)))
 
     # ---- elementwise math
     def exp(self): return Exp.apply(self)
@@ -553,14 +552,15 @@ def _check_dim(op, dim, ndim):
     return dim % ndim
 
 
-def _unwrap_index(index):
-    """Tensors inside an index become their arrays (indices carry no gradient)."""
-    if isinstance(index, Tensor):
-        return index.data
+def _unwrap_index(index, xp):
+    """Tensors inside an index become their arrays (indices carry no gradient); lists and index
+    arrays go to the indexed tensor's device (``xp``), so that backward's scatter-add stays there."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    if isinstance(index, list):
-        return np.asarray(index)
+        return tuple(_unwrap_index(i, xp) for i in index)
+    if isinstance(index, Tensor):
+        index = index.data
+    if isinstance(index, list) or (isinstance(index, np.ndarray) and xp is not np):
+        return xp.asarray(index)
     return index
 
 
@@ -603,9 +603,18 @@ def ones(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
     return Tensor(xp.ones(_shape_arg(shape), dtype=backend.as_dtype(dtype)), requires_grad=requires_grad)
 
 
+def _scalar_dtype(value):
+    """PyTorch's dtype for a Python scalar: bool, int64, or the default float32."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(bool)
+    return np.dtype(np.int64) if isinstance(value, numbers.Integral) else backend.DEFAULT_DTYPE
+
+
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor filled with ``fill_value``; its dtype follows the value as in PyTorch (int64, bool, float32)."""
     xp = backend.array_module(device)
-    return Tensor(xp.full(tuple(shape), fill_value, dtype=backend.as_dtype(dtype)), requires_grad=requires_grad)
+    dtype = _scalar_dtype(fill_value) if dtype is None else np.dtype(dtype)
+    return Tensor(xp.full(tuple(shape), fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
@@ -631,7 +640,10 @@ def rand(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def arange(*args, dtype=None, device=None) -> Tensor:
+    """Evenly spaced values (``torch.arange``): int64 for integer arguments, else float32."""
     xp = backend.array_module(device)
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(a, numbers.Integral) for a in args) else backend.DEFAULT_DTYPE
     return Tensor(xp.arange(*args, dtype=dtype))
 
 

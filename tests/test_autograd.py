@@ -451,3 +451,10 @@ def test_leaf_gradients_never_share_memory():
     w, x = minicnn.ones(6, requires_grad=True), minicnn.ones(2, 3, requires_grad=True)
     (w.reshape(2, 3) + x).sum().backward()
     assert not np.shares_memory(w.grad, x.grad)
+
+
+def test_creation_dtypes_follow_pytorch():
+    assert minicnn.full((2,), 3).dtype == np.int64 and minicnn.full((2,), 3.0).dtype == np.float32
+    assert minicnn.full((2,), True).dtype == np.bool_
+    assert minicnn.arange(3).dtype == np.int64 and minicnn.arange(0, 1, 0.25).dtype == np.float32
+    np.testing.assert_array_equal(minicnn.arange(0, 1, 0.25).numpy(), [0, 0.25, 0.5, 0.75])
