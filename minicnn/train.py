@@ -698,6 +698,16 @@ def _run(args, cleanup) -> int:
         out = os.path.dirname(os.path.abspath(ckpt_path))
         if args.out and args.resume != "latest" and os.path.abspath(args.out) != out:
             return _fail(f"--out {args.out} does not apply: a resumed run continues in its own folder ({out})")
+        folder_last = os.path.join(out, "last.npz")
+        if os.path.abspath(ckpt_path) != folder_last and os.path.exists(folder_last):
+            try:
+                last_epoch = int(checkpoint.load(folder_last)["epoch"])
+            except (checkpoint.CheckpointError, KeyError):
+                last_epoch = -1              # unreadable: nothing newer to protect
+            if last_epoch > int(state["epoch"]):
+                return _fail(f"{ckpt_path} holds epoch {state['epoch']} but {folder_last} holds epoch {last_epoch}: "
+                             "resuming from it would overwrite the later epochs. Resume from last.npz, or copy "
+                             "the checkpoint into a new folder to branch off from it.")
     else:
         if not args.arch:
             make_parser().error("the architecture name is required (unless --resume is given)")

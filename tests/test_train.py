@@ -8,6 +8,7 @@ losses must stop with clear messages.
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,6 +206,18 @@ def test_resume_refuses_changed_options_and_finished_runs_do_nothing(quick_run, 
     assert proc.returncode == 1 and "already holds a run" in proc.stderr
     proc = cli(["--resume", str(run_dir), "--out", "elsewhere"], tmp_path)
     assert proc.returncode == 1 and "continues in its own folder" in proc.stderr
+
+
+def test_resume_from_an_older_checkpoint_would_not_overwrite_later_epochs(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    older = checkpoint.load(copy / "last.npz")
+    older["epoch"] = 1                                    # as a best.npz from an earlier epoch would be
+    checkpoint.save(copy / "older.npz", older)
+    proc = cli(["--resume", str(copy / "older.npz"), "--no-progress"], tmp_path)
+    assert proc.returncode == 1 and "would overwrite the later epochs" in proc.stderr
+    assert read_metrics(copy) == read_metrics(run_dir)    # nothing was touched
 
 
 # --------------------------------------------------------------------------- pieces, in-process
