@@ -383,8 +383,12 @@ def build_scheduler(optimizer, config, steps_per_epoch):
     warmup = min(warmup, total - 1)
     if kind == "none":
         return None
+    # step and multistep decay at absolute epoch boundaries: the milestones are shifted by the warm-up,
+    # since the schedule after the warm-up counts its steps from the warm-up's end
     if kind == "step":
-        main = optim.StepLR(optimizer, step_size=config["step_size"] * steps_per_epoch, gamma=config["gamma"])
+        every = config["step_size"]
+        main = optim.MultiStepLR(optimizer, [e * steps_per_epoch - warmup for e in range(every, config["epochs"] + 1, every)],
+                                 gamma=config["gamma"])
     elif kind == "multistep":
         main = optim.MultiStepLR(optimizer, [m * steps_per_epoch - warmup for m in config["milestones"]],
                                  gamma=config["gamma"])

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from minicnn import checkpoint, train
+from minicnn import checkpoint, nn, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -282,3 +282,17 @@ def test_blas_thread_limit_is_set_and_undone():
     with train.blas_threads(1):
         assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
     assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == before
+
+
+def test_step_and_multistep_schedules_decay_at_the_same_epochs_after_a_warmup():
+    for kind, extra in (("step", dict(step_size=2)), ("multistep", dict(milestones=[2]))):
+        opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
+        config = dict(schedule=kind, epochs=4, warmup_epochs=1, gamma=0.1, lr=1.0, min_lr=0.0, **extra)
+        scheduler = train.build_scheduler(opt, config, steps_per_epoch=10)
+        at_epoch_start = []
+        for step in range(40):
+            if step % 10 == 0:
+                at_epoch_start.append(round(opt.param_groups[0]["lr"], 6))
+            opt.step()
+            scheduler.step()
+        assert at_epoch_start == [0.01, 1.0, 0.1, 0.1], kind      # warm-up, then decay after epoch 2
