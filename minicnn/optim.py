@@ -54,6 +54,8 @@ class Optimizer:
     optionally, ``_check(group)`` to validate a group's hyper-parameters.
     """
 
+    state_keys = frozenset()   # the per-parameter state names a subclass keeps (checked on load)
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = defaultdict(dict)   # Tensor -> dict of buffers (keyed by identity)
@@ -196,6 +198,10 @@ class Optimizer:
                 raise ValueError(f"{self._name}.load_state_dict: state for parameter {key}, "
                                  f"which is in no parameter group")
             p = by_index[key]
+            unknown = set(saved) - self.state_keys
+            if unknown:
+                raise ValueError(f"{self._name}.load_state_dict: state {sorted(unknown)} of parameter {key} is not "
+                                 f"{self._name}'s (it keeps {sorted(self.state_keys)}): was it saved by another optimizer?")
             for name, value in saved.items():
                 if hasattr(value, "shape"):
                     if tuple(value.shape) != tuple(p.shape):
@@ -222,6 +228,8 @@ class SGD(Optimizer):
     g = grad (+ weight_decay * p);  buf = g on the first step, then buf = momentum * buf + (1 - dampening) * g;
     g = g + momentum * buf (nesterov) or g = buf;  p -= lr * g.
     """
+
+    state_keys = frozenset({"momentum_buffer"})   # what load_state_dict accepts
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, maximize=False):
@@ -258,6 +266,8 @@ class Adam(Optimizer):
     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
     with v replaced by its running maximum when ``amsgrad``.
     """
+
+    state_keys = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
 
     decoupled_weight_decay = False   # AdamW: True
 
@@ -338,6 +348,8 @@ class RMSprop(Optimizer):
     v = alpha*v + (1-alpha)*g^2;  centered: a = alpha*a + (1-alpha)*g, v_used = v - a^2;
     d = g / (sqrt(v_used) + eps);  momentum: buf = momentum*buf + d, p -= lr*buf;  else p -= lr*d.
     """
+
+    state_keys = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, maximize=False):

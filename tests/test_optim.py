@@ -535,3 +535,15 @@ def test_parity_with_torch_schedulers():
                                               m.CosineAnnealingLR(o, 3)], [2, 6])]
     for make in makers:
         np.testing.assert_allclose(run(optim, make), run(sched, make), rtol=1e-12, atol=1e-15)
+
+
+def test_loading_another_optimizers_state_is_refused():
+    p = minicnn.nn.Parameter(np.ones(3, np.float32))
+    sgd = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(3, np.float32)
+    sgd.step()
+    adam = optim.Adam([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: state \['momentum_buffer'\].*another optimizer"):
+        adam.load_state_dict(sgd.state_dict())
+    adam.step()                                        # unchanged, still usable
+    assert "exp_avg" in adam.state[p]
