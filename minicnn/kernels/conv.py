@@ -366,6 +366,27 @@ def channels_last_cols(x, kernel, stride, padding, dilation):
     return cols
 
 
+def channels_last_col2im(dcols, dx, kernel, stride, padding, dilation):
+    """The adjoint of ``channels_last_cols``: dcols (N, Ho, Wo, kH, kW, C) summed back into dx (N, C, H, W).
+
+    One strided slice-add per kernel offset into a zeroed, padded NHWC scratch image (runs of C values,
+    not of Wo pixels), then the padding is dropped and the result written to ``dx`` in NCHW order.
+    ``padding`` must be non-negative (as in a forward convolution).
+    """
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    (pt, pb), (pl, pr) = padding
+    N, C, H, W = dx.shape
+    Ho, Wo = dcols.shape[1:3]
+    dxpad = workspace(np, "conv_cl_dxpad", (N, H + pt + pb, W + pl + pr, C), dx.dtype)
+    dxpad.fill(0)
+    for i in range(kh):
+        for j in range(kw):
+            h0, w0 = i * dh, j * dw
+            dxpad[:, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw, :] += dcols[:, :, :, i, j, :]
+    dx[...] = dxpad[:, pt:pt + H, pl:pl + W, :].transpose(0, 3, 1, 2)
+    return dx
+
+
 def _channels_last_weight(w3, C, kernel):
     """w3 (1, O, C*kH*kW) in (c, i, j) order -> (O, kH*kW*C) in (i, j, c) order, the channels-last GEMM operand."""
     O, (kh, kw) = w3.shape[1], kernel
@@ -524,6 +545,11 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         reach_h, reach_w = g.dilation[0] * (g.kh - 1), g.dilation[1] * (g.kw - 1)
         _convolve_into(dx, grad_out, _flipped_transposed_weight(weight, G), kernel, (1, 1),
                        ((reach_h - pt, reach_h - pb), (reach_w - pl, reach_w - pr)), g.dilation)
+    elif need_x and use_channels_last(xp, C, G, g.Wo, g.N * L, O):   # dx = col2im(grad^T @ W), channels last
+        g2 = _grad_block(grad_out, 0, g.N, 0, g.Ho, 1).reshape(O, g.N * L)
+        dcols = workspace(xp, "conv_cl_dcols", (g.N, g.Ho, g.Wo, g.kh, g.kw, C), x.dtype)
+        xp.matmul(g2.T, _channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
+        channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
     elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
         for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):
             dcols = workspace(xp, "conv_dcols", (G, Kg, (n1 - n0) * L), x.dtype)
