@@ -403,3 +403,16 @@ def test_channels_last_thresholds():
     assert not conv_module.use_channels_last(np, 512, 1, 1, 64, 512)         # weight outweighs the columns
     assert not conv_module.use_channels_last(np, 64, 1, 56, 8 * 56 * 56, 64)  # large images
     assert not conv_module.use_channels_last(np, 64, 2, 8, 4096, 64)         # groups
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [((3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1)),
+                                                            ((2, 3), (1, 2), ((0, 1), (2, 0)), (2, 1)),
+                                                            ((1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1))])
+def test_channels_last_col2im_is_the_adjoint_of_channels_last_cols(kernel, stride, padding, dilation):
+    """<cols(x), d> = <x, col2im(d)> for every x and d: col2im is exactly the transpose of im2col."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 7, 6))
+    cols = conv_module.channels_last_cols(x, kernel, stride, padding, dilation).copy()
+    d = rng.standard_normal(cols.shape)
+    back = conv_module.channels_last_col2im(d, np.empty_like(x), kernel, stride, padding, dilation)
+    np.testing.assert_allclose((cols * d).sum(), (x * back).sum(), rtol=1e-12)
