@@ -518,11 +518,15 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
                 dw += xp.matmul(g4[n], x4[n].transpose(0, 2, 1), out=tmp)
         return dx, (dw.reshape(weight.shape) if need_w else None), db
 
-    if need_w and use_channels_last(xp, C, G, g.Wo, g.N * L, O) and g.N > 0:   # dW = grad (O, N*Ho*Wo) @ cols
+    channels_last = g.N > 0 and use_channels_last(xp, C, G, g.Wo, g.N * L, O)
+    transposed = need_x and dx_by_transposed_conv(xp, g)
+    if channels_last and (need_w or (need_x and not transposed)):   # grad as (O, N*Ho*Wo), for dW and dx
+        g2 = _grad_block(grad_out, 0, g.N, 0, g.Ho, 1).reshape(O, g.N * L)
+
+    if need_w and channels_last:   # dW = grad (O, N*Ho*Wo) @ cols
         cols = channels_last_cols(x, kernel, g.stride, g.padding, g.dilation).reshape(-1, Kg)
-        g3 = _grad_block(grad_out, 0, g.N, 0, g.Ho, 1).reshape(O, -1)
         dw_cl = workspace(xp, "conv_cl_dw", (O, g.kh, g.kw, C), x.dtype)
-        xp.matmul(g3, cols, out=dw_cl.reshape(O, Kg))
+        xp.matmul(g2, cols, out=dw_cl.reshape(O, Kg))
         dw[...] = dw_cl.transpose(0, 3, 1, 2).reshape(dw.shape)     # (i, j, c) order back to (c, i, j)
     elif need_w:   # dW = sum over blocks of grad_block @ cols_block^T, the columns recomputed block by block
         if g.N == 0:
@@ -538,15 +542,14 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
             if k:   # the first block wrote straight into dw
                 dw += tmp
 
-    if need_x and dx_by_transposed_conv(xp, g):
+    if transposed:
         # stride 1: dx is the convolution of grad_out, padded by dilation*(k-1) - padding, with the
         # flipped kernel whose in/out channels are swapped ("full" correlation).
         (pt, pb), (pl, pr) = g.padding
         reach_h, reach_w = g.dilation[0] * (g.kh - 1), g.dilation[1] * (g.kw - 1)
         _convolve_into(dx, grad_out, _flipped_transposed_weight(weight, G), kernel, (1, 1),
                        ((reach_h - pt, reach_h - pb), (reach_w - pl, reach_w - pr)), g.dilation)
-    elif need_x and use_channels_last(xp, C, G, g.Wo, g.N * L, O):   # dx = col2im(grad^T @ W), channels last
-        g2 = _grad_block(grad_out, 0, g.N, 0, g.Ho, 1).reshape(O, g.N * L)
+    elif need_x and channels_last:   # dx = col2im(grad^T @ W), channels last
         dcols = workspace(xp, "conv_cl_dcols", (g.N, g.Ho, g.Wo, g.kh, g.kw, C), x.dtype)
         xp.matmul(g2.T, _channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
         channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
