@@ -175,39 +175,31 @@ def _i64(*values):
     return tuple(np.int64(v) for v in values)
 
 
-def im2col(x, out, kernel_size, stride, pad_before, dilation):
-    """Fill ``out`` (C, kH, kW, N, Ho, Wo), contiguous, with the columns of x (N, C, H, W).
-    ``pad_before`` = (top, left); negative values crop.  Returns ``out``."""
-    xp = get_array_module(x)
-    x = xp.ascontiguousarray(x)
-    N, C, H, W = x.shape
+def _gather_into(name, src, out, image_shape, out_size, kernel_size, stride, pad_before, dilation):
+    """Run the gather kernel ``name`` (one thread per element of ``out``) from ``src`` into ``out``,
+    through a contiguous scratch array when ``out`` is not contiguous.  Returns ``out``."""
+    xp = get_array_module(src)
+    src = xp.ascontiguousarray(src)
     (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel_size, stride, pad_before, dilation
-    Ho, Wo = out.shape[-2:]
     target = out if out.flags.c_contiguous else xp.empty(out.shape, dtype=out.dtype)
-    total = target.size
-    if total:
-        _launch(_kernel(xp, "im2col_kernel", x.dtype), total,
-                (x, target, *_i64(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, total)))
+    if target.size:
+        _launch(_kernel(xp, name, src.dtype), target.size,
+                (src, target, *_i64(*image_shape, kh, kw, sh, sw, pt, pl, dh, dw, *out_size, target.size)))
     if target is not out:
         out[...] = target
     return out
+
+
+def im2col(x, out, kernel_size, stride, pad_before, dilation):
+    """Fill ``out`` (C, kH, kW, N, Ho, Wo) with the columns of x (N, C, H, W).
+    ``pad_before`` = (top, left); negative values crop.  Returns ``out``."""
+    return _gather_into("im2col_kernel", x, out, x.shape, out.shape[-2:], kernel_size, stride, pad_before, dilation)
 
 
 def col2im(cols, out, kernel_size, stride, pad_before, dilation):
     """Fill ``out`` (N, C, H, W) with the col2im gather of cols (C, kH, kW, N, Ho, Wo).  Returns ``out``."""
-    xp = get_array_module(cols)
-    cols = xp.ascontiguousarray(cols)
-    N, C, H, W = out.shape
-    (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel_size, stride, pad_before, dilation
-    Ho, Wo = cols.shape[-2:]
-    target = out if out.flags.c_contiguous else xp.empty(out.shape, dtype=out.dtype)
-    total = target.size
-    if total:
-        _launch(_kernel(xp, "col2im_kernel", cols.dtype), total,
-                (cols, target, *_i64(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, total)))
-    if target is not out:
-        out[...] = target
-    return out
+    return _gather_into("col2im_kernel", cols, out, out.shape, cols.shape[-2:], kernel_size, stride, pad_before,
+                        dilation)
 
 
 def _pool_args(g):
