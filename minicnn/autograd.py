@@ -1191,17 +1191,15 @@ def stack(tensors, dim=0) -> Tensor:
     return Stack.apply(*tensors, dim=dim)
 
 
-def where(condition, a, b) -> Tensor:
-    """Elementwise ``a if condition else b`` (``torch.where``); differentiable in ``a`` and ``b``."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
-    a = a if isinstance(a, Tensor) else _scalar_operand(a)
-    b = b if isinstance(b, Tensor) else _scalar_operand(b)
-    return Where.apply(cond, a, b)
-
-
 def _operands(a, b):
     """Tensors stay; NumPy scalars and 0-d arrays become (weakly typed) Python scalars, so float32 stays float32."""
     return (a if isinstance(a, Tensor) else _scalar_operand(a)), (b if isinstance(b, Tensor) else _scalar_operand(b))
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``a if condition else b`` (``torch.where``); differentiable in ``a`` and ``b``."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    return Where.apply(cond, *_operands(a, b))
 
 
 def maximum(a, b) -> Tensor:
