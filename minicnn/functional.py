@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
+from .kernels.misc import pair
 from .autograd import Function, Tensor, ReLU, Sigmoid, Tanh
 from .backend import get_array_module
 
@@ -263,15 +264,6 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
 # (wired to minicnn.kernels below)
 
 
-def _pair(value, op, name):
-    """An int or a pair of ints as a pair (``3 -> (3, 3)``)."""
-    if isinstance(value, numbers.Integral):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, numbers.Integral) for v in value):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-
-
 def _data(t):
     return None if t is None else t.data
 
@@ -295,7 +287,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     ``(top, bottom, left, right)`` for asymmetric padding (a minicnn extension; PyTorch
     users call ``F.pad`` first, which works here too).
     """
-    stride, dilation = _pair(stride, "conv2d", "stride"), _pair(dilation, "conv2d", "dilation")
+    stride, dilation = pair("conv2d", "stride", stride), pair("conv2d", "dilation", dilation)
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
                          f"got shape {tuple(weight.shape)}")
@@ -332,9 +324,9 @@ class MaxPool2d(Function):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:  # noqa: A002
     """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
-    kernel_size = _pair(kernel_size, "max_pool2d", "kernel_size")
-    stride = kernel_size if stride is None else _pair(stride, "max_pool2d", "stride")
-    return MaxPool2d.apply(input, kernel_size, stride, _pair(padding, "max_pool2d", "padding"), bool(ceil_mode))
+    kernel_size = pair("max_pool2d", "kernel_size", kernel_size)
+    stride = kernel_size if stride is None else pair("max_pool2d", "stride", stride)
+    return MaxPool2d.apply(input, kernel_size, stride, pair("max_pool2d", "padding", padding), bool(ceil_mode))
 
 
 class AvgPool2d(Function):
@@ -350,9 +342,9 @@ class AvgPool2d(Function):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:  # noqa: A002
     """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
-    kernel_size = _pair(kernel_size, "avg_pool2d", "kernel_size")
-    stride = kernel_size if stride is None else _pair(stride, "avg_pool2d", "stride")
-    return AvgPool2d.apply(input, kernel_size, stride, _pair(padding, "avg_pool2d", "padding"),
+    kernel_size = pair("avg_pool2d", "kernel_size", kernel_size)
+    stride = kernel_size if stride is None else pair("avg_pool2d", "stride", stride)
+    return AvgPool2d.apply(input, kernel_size, stride, pair("avg_pool2d", "padding", padding),
                            bool(ceil_mode), bool(count_include_pad))
 
 
