@@ -59,10 +59,7 @@ class Sequential(Module):
         for key in doomed:
             del self._modules[key]
         if all(key.isdigit() for key in keys):       # keep the names '0', '1', ... contiguous
-            modules = list(self._modules.values())
-            self._modules.clear()
-            for i, module in enumerate(modules):
-                self._modules[str(i)] = module
+            _renumber(self, list(self._modules.values()))
 
     def append(self, module: Module) -> "Sequential":
         """Add a layer at the end (named ``str(len(self))``); returns ``self``."""
@@ -73,6 +70,13 @@ class Sequential(Module):
         for module in modules:
             self.append(module)
         return self
+
+
+def _renumber(container, modules):
+    """Register ``modules`` in ``container`` under the names '0', '1', ... (after a deletion or insertion)."""
+    container._modules.clear()
+    for i, module in enumerate(modules):
+        container.add_module(str(i), module)
 
 
 class ModuleList(Module):
@@ -105,12 +109,7 @@ class ModuleList(Module):
     def __delitem__(self, index):
         modules = list(self._modules.values())
         del modules[index if isinstance(index, slice) else _index(index, len(self), "ModuleList")]
-        self._renumber(modules)
-
-    def _renumber(self, modules):
-        self._modules.clear()
-        for i, module in enumerate(modules):
-            self.add_module(str(i), module)
+        _renumber(self, modules)
 
     def append(self, module: Module) -> "ModuleList":
         self.add_module(str(len(self)), module)
@@ -124,4 +123,4 @@ class ModuleList(Module):
     def insert(self, index: int, module: Module) -> None:
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._renumber(modules)
+        _renumber(self, modules)
