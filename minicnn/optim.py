@@ -34,6 +34,8 @@ import math
 import numbers
 from collections import defaultdict
 
+import numpy as np
+
 from . import backend
 from .autograd import Tensor, enable_grad
 from .backend import get_array_module
@@ -140,6 +142,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        work = []
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
@@ -148,7 +151,15 @@ class Optimizer:
                 if grad.shape != p.data.shape:
                     raise ValueError(f"{self._name}: gradient of shape {tuple(grad.shape)} does not match "
                                      f"its parameter's shape {tuple(p.data.shape)}")
-                self._update(p, grad, self.state[p], group)
+                work.append((p, grad, self.state[p], group))
+
+        def update(first, stop):
+            for item in work[first:stop]:
+                self._update(*item)
+        # The updates are independent: on the CPU, minicnn's threads share them out (by size).
+        on_cpu = all(get_array_module(p.data) is np for p, *_ in work)
+        backend.parallel_map(update, backend.balanced_slices([p.data.size for p, *_ in work]) if on_cpu
+                             else [(0, len(work))])
         return loss
 
     def _update(self, p, grad, state, group):

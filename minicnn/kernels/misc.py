@@ -1,4 +1,5 @@
-"""Dropout and linear (fully connected) kernels, plus the small argument checks every kernel shares.
+"""Dropout and linear (fully connected) kernels, a threaded matrix product, and the small argument
+checks every kernel shares.
 
 All functions take and return plain arrays (NumPy or CuPy, found with ``get_array_module``)
 and keep the dtype they are given.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import numbers
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from ..backend import batch_slices, get_array_module, parallel_map
 
 # --------------------------------------------------------------------------- shared argument checks
 
@@ -95,6 +96,30 @@ def dropout_backward(grad, mask):
 # --------------------------------------------------------------------------- linear
 
 
+# --------------------------------------------------------------------------- matrix product
+
+MIN_THREADED_MACS = 1 << 22   # smaller products run on one thread: waking the others costs more
+
+
+def matmul(a, b, out=None):
+    """a (M, K) @ b (K, N) -> (M, N), cut into one slab per CPU thread (see ``backend.set_num_threads``).
+
+    The output is cut along its longer side: rows of ``a`` (each thread reads all of b) or columns
+    of ``b`` (each thread reads all of a), so that the big operand is read once in all. Small
+    products, and products on a GPU, are a single ``xp.matmul``.
+    """
+    xp = get_array_module(a, b)
+    M, N = a.shape[0], b.shape[1]
+    if out is None:
+        out = xp.empty((M, N), dtype=xp.result_type(a, b))
+    slabs = batch_slices(max(M, N), xp) if M * N * a.shape[1] >= MIN_THREADED_MACS else [(0, max(M, N))]
+    if M >= N:
+        parallel_map(lambda r0, r1: xp.matmul(a[r0:r1], b, out=out[r0:r1]), slabs)
+    else:
+        parallel_map(lambda c0, c1: xp.matmul(a, b[:, c0:c1], out=out[:, c0:c1]), slabs)
+    return out
+
+
 class LinearCache(NamedTuple):
     """What ``linear_backward`` needs: the input and weight (references, not copies)."""
     x: object
@@ -120,7 +145,7 @@ def linear_forward(x, weight, bias=None):
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
         check_same_dtype("linear", x, bias=bias)
-    out = x @ weight.T
+    out = matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
     if bias is not None:
         out += bias
     return out, LinearCache(x, weight, bias is not None)
@@ -132,12 +157,12 @@ def linear_backward(grad, cache: LinearCache, need_x=True, need_w=True, need_b=T
     dx = grad @ weight;  dweight = sum over rows of grad^T x;  dbias = sum over rows of grad.
     """
     x, weight, has_bias = cache
-    dx = grad @ weight if need_x else None
+    g2 = grad.reshape(-1, grad.shape[-1])
+    dx = matmul(g2, weight).reshape(x.shape) if need_x else None
     dw = db = None
     if need_w or (need_b and has_bias):
-        g2 = grad.reshape(-1, grad.shape[-1])
         if need_w:
-            dw = g2.T @ x.reshape(-1, x.shape[-1])
+            dw = matmul(g2.T, x.reshape(-1, x.shape[-1]))
         if need_b and has_bias:
             db = g2.sum(axis=0)
     return dx, dw, db

@@ -8,10 +8,12 @@ from __future__ import annotations
 import numbers
 from typing import NamedTuple
 
-from ..backend import get_array_module
+from ..backend import batch_slices, get_array_module, parallel_map
 from .misc import channel_vector, check_float_array
 
 # --------------------------------------------------------------------------- batch normalisation
+
+MIN_SLICE_VALUES = 1 << 18   # a channel slice handed to another CPU thread holds at least this many values
 
 
 class BatchNormCache(NamedTuple):
@@ -23,6 +25,17 @@ class BatchNormCache(NamedTuple):
     weight: object
     has_bias: bool
     batch_stats: bool
+
+
+def _channel_sums(a):
+    """Per-channel sums of a (N, C, *) array (or a channel slice of one): (C,).
+
+    Summing the N rows of the (N, C*H*W) view first (whole contiguous rows added at a time) and
+    then each channel's H*W partial sums is 2 to 20 times faster than ``a.sum(axis=(0, 2, 3))``,
+    whose inner loop runs over only H*W values (4 of them on a 2x2 map).
+    """
+    N, C = a.shape[:2]
+    return a.reshape(N, -1).sum(axis=0).reshape(C, -1).sum(axis=1)
 
 
 def _bn_axes(x):
@@ -63,26 +76,38 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     axes, shape = _bn_axes(x)
     count = x.size // C if C else 0
     batch_stats = training or running_mean is None
-    if batch_stats:
-        if count <= 1:
-            raise ValueError(f"{op}: expected more than 1 value per channel when training, "
-                             f"got input of shape {tuple(x.shape)}")
-        mean = x.mean(axis=axes)
-        xhat = x - mean.reshape(shape)                 # centred first: a stable two-pass variance
-        var = (xhat * xhat).mean(axis=axes)
-        if training and running_mean is not None:
-            running_mean *= 1.0 - momentum
-            running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
-            running_var *= 1.0 - momentum
-            running_var += (momentum * count / (count - 1) * var).astype(running_var.dtype, copy=False)
-    else:
-        var = running_var.astype(x.dtype, copy=False)
-        xhat = x - running_mean.astype(x.dtype, copy=False).reshape(shape)
+    if batch_stats and count <= 1:
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, "
+                         f"got input of shape {tuple(x.shape)}")
+    xhat, out = xp.empty_like(x), xp.empty_like(x)
+    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    if not batch_stats:
+        mean[...], var[...] = running_mean, running_var
+
+    def normalise(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
+        xs, xh, o = x[:, c0:c1], xhat[:, c0:c1], out[:, c0:c1]
+        if batch_stats:
+            mean[c0:c1] = _channel_sums(xs) / count
+        xp.subtract(xs, mean[c0:c1].reshape(shape[0], -1, *shape[2:]), out=xh)   # centred first:
+        if batch_stats:                                                          # a stable two-pass variance
+            var[c0:c1] = _channel_sums(xp.multiply(xh, xh, out=o)) / count       # (out as scratch)
+        inv_std = 1.0 / xp.sqrt(var[c0:c1] + eps)
+        xh *= inv_std.reshape(shape[0], -1, *shape[2:])
+        if weight is not None:
+            xp.multiply(xh, weight[c0:c1].reshape(shape[0], -1, *shape[2:]), out=o)
+        else:
+            o[...] = xh
+        if bias is not None:
+            o += bias[c0:c1].reshape(shape[0], -1, *shape[2:])
+
+    per_channel = x.size // max(C, 1)
+    parallel_map(normalise, batch_slices(C, xp, min_size=-(-MIN_SLICE_VALUES // max(1, per_channel))))
+    if training and running_mean is not None:
+        running_mean *= 1.0 - momentum
+        running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
+        running_var *= 1.0 - momentum
+        running_var += (momentum * count / (count - 1) * var).astype(running_var.dtype, copy=False)
     inv_std = (1.0 / xp.sqrt(var + eps)).reshape(shape)
-    xhat *= inv_std
-    out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
-    if bias is not None:
-        out += bias.reshape(shape)
     return out, BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
 
 
@@ -98,20 +123,37 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     if tuple(grad.shape) != tuple(xhat.shape):
         raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
                          f"got {tuple(grad.shape)}")
+    xp = get_array_module(grad)
     axes, shape = _bn_axes(xhat)
+    C = xhat.shape[1]
     batch_dx = need_x and batch_stats          # this dx needs both sums below, whatever is asked
-    sum_gx = (grad * xhat).sum(axis=axes) if (batch_dx or (need_w and weight is not None)) else None
-    sum_g = grad.sum(axis=axes) if (batch_dx or (need_b and has_bias)) else None
-    dx = None
-    if need_x:
-        scale = inv_std * weight.reshape(shape) if weight is not None else inv_std
-        if batch_stats:   # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), the means from the sums above
-            m = xhat.size // xhat.shape[1]
-            dx = grad - (sum_g / m).reshape(shape)
-            dx -= xhat * (sum_gx / m).reshape(shape)
-            dx *= scale
-        else:
-            dx = grad * scale
+    want_gx = batch_dx or (need_w and weight is not None)
+    want_g = batch_dx or (need_b and has_bias)
+    sum_gx = xp.empty(C, dtype=xhat.dtype) if want_gx else None
+    sum_g = xp.empty(C, dtype=xhat.dtype) if want_g else None
+    dx = xp.empty_like(xhat) if need_x else None
+    m = xhat.size // max(C, 1)
+
+    def backward_slice(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
+        g, xh = grad[:, c0:c1], xhat[:, c0:c1]
+        as_shape = (shape[0], -1, *shape[2:])
+        if want_gx:   # (dx's slice doubles as scratch for grad * xhat)
+            prod = xp.multiply(g, xh, out=dx[:, c0:c1]) if need_x else g * xh
+            sum_gx[c0:c1] = _channel_sums(prod)
+        if want_g:
+            sum_g[c0:c1] = _channel_sums(g)
+        if need_x:
+            d = dx[:, c0:c1]
+            scale = inv_std[:, c0:c1] * weight[c0:c1].reshape(as_shape) if weight is not None else inv_std[:, c0:c1]
+            if batch_stats:   # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), the means from the sums above
+                xp.multiply(xh, (sum_gx[c0:c1] / m).reshape(as_shape), out=d)
+                xp.subtract(g, d, out=d)
+                d -= (sum_g[c0:c1] / m).reshape(as_shape)
+                d *= scale
+            else:
+                xp.multiply(g, scale, out=d)
+
+    parallel_map(backward_slice, batch_slices(C, xp, min_size=-(-MIN_SLICE_VALUES // max(1, m))))
     dweight = sum_gx if (need_w and weight is not None) else None
     dbias = sum_g if (need_b and has_bias) else None
     return dx, dweight, dbias

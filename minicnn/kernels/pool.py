@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
 from .conv import pad2d, workspace
 from .misc import channel_vector, check_float_array, pair
@@ -96,20 +96,43 @@ def _padded(x, g: PoolGeometry, value):
     return pad2d(x, g.pad_widths, value, out=workspace(get_array_module(x), "pool_pad", shape, x.dtype))
 
 
-def _scatter_windows(parts, g: PoolGeometry, dtype, xp):
+def _scatter_windows(parts, g: PoolGeometry, dtype, xp, out=None):
     """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index)`` (shape
-    (N, C, Ho, Wo)) added through that offset's strided slice of a zero padded image, padding dropped."""
+    (N, C, Ho, Wo)) added through that offset's strided slice of a zero padded image, padding dropped.
+
+    When the windows tile the image without overlapping (stride = kernel, no dilation: 2x2/2 pooling)
+    each element belongs to one window at most, so every slice is simply written: no zero fill first
+    (but for rows/columns no window reaches) and no read-add-write.  ``out``: optional (N, C, H, W) array.
+    """
     (t, b), (l, r) = g.pad_widths
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
     Hp, Wp = g.H + t + max(b, 0), g.W + l + max(r, 0)
     padded = (Hp, Wp) != (g.H, g.W)
-    dxpad = (workspace(xp, "pool_dxpad", (g.N, g.C, Hp, Wp), dtype) if padded
-             else xp.empty((g.N, g.C, g.H, g.W), dtype=dtype))
-    dxpad.fill(0)
-    for index, rows, cols in g.offsets():
-        dxpad[:, :, rows, cols] += parts(index)
-    if not padded:
-        return dxpad
-    return dxpad[:, :, t:t + g.H, l:l + g.W].copy()     # a copy: never hand out the workspace
+    if out is None:
+        out = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+    dxpad = workspace(xp, "pool_dxpad", (g.N, g.C, Hp, Wp), dtype) if padded else out
+    tiled = (kh, kw) == (sh, sw) and (kh == 1 or dh == 1) and (kw == 1 or dw == 1)
+    if tiled:
+        dxpad[:, :, g.Ho * sh:] = 0             # rows and columns that no window reaches
+        dxpad[:, :, :, g.Wo * sw:] = 0
+        for index, rows, cols in g.offsets():
+            dxpad[:, :, rows, cols] = parts(index)
+    else:
+        dxpad.fill(0)
+        for index, rows, cols in g.offsets():
+            dxpad[:, :, rows, cols] += parts(index)
+    if padded:
+        out[...] = dxpad[:, :, t:t + g.H, l:l + g.W]
+    return out
+
+
+MIN_SLICE_VALUES = 1 << 18   # a batch slice handed to another thread holds at least this many input values
+
+
+def _per_image_slices(g: PoolGeometry, xp):
+    """The batch cut into one slice per CPU thread (fewer if the slices would be too small to pay:
+    waking a thread costs tens of microseconds, and these passes are mostly memory traffic)."""
+    return batch_slices(g.N, xp, min_size=-(-MIN_SLICE_VALUES // max(1, g.C * g.H * g.W)))
 
 
 # --------------------------------------------------------------------------- max pooling
@@ -135,16 +158,24 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     if xp is not np:
         out, argmax = cuda.max_pool2d_forward(x, g)
         return out, MaxPoolCache(argmax, g)
-    xpad = _padded(x, g, -np.inf)
     kk = g.kernel[0] * g.kernel[1]
-    argmax = np.zeros((g.N, g.C, g.Ho, g.Wo), dtype=np.uint8 if kk <= 256 else np.int32)
+    out = np.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    argmax = np.empty((g.N, g.C, g.Ho, g.Wo), dtype=np.uint8 if kk <= 256 else np.int32)
+    parallel_map(lambda n0, n1: _max_pool_into(out[n0:n1], argmax[n0:n1], x[n0:n1], g._replace(N=n1 - n0)),
+                 _per_image_slices(g, np))
+    return out, MaxPoolCache(argmax, g)
+
+
+def _max_pool_into(out, argmax, x, g: PoolGeometry):
+    """The CPU max pooling of x (a slice of the batch) into ``out`` and ``argmax``."""
+    xpad = _padded(x, g, -np.inf)
     better = np.empty(argmax.shape, dtype=bool)
     update = np.empty(argmax.shape, dtype=argmax.dtype)
-    out = None
+    argmax.fill(0)
     for index, rows, cols in g.offsets():
         candidate = xpad[:, :, rows, cols]
-        if out is None:
-            out = candidate.copy()
+        if index == 0:
+            np.copyto(out, candidate)
             continue
         np.greater(candidate, out, out=better)        # strictly greater: an earlier tie keeps the win
         np.maximum(out, candidate, out=out)
@@ -152,7 +183,6 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         # is max(argmax, better * index): much faster than a masked copy.
         np.multiply(better, argmax.dtype.type(index), out=update)
         np.maximum(argmax, update, out=argmax)
-    return out, MaxPoolCache(argmax, g)
 
 
 def max_pool2d_backward(grad, cache: MaxPoolCache):
@@ -162,13 +192,18 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     xp = get_array_module(grad)
     if xp is not np:
         return cuda.max_pool2d_backward(grad, argmax, g)
-    won = np.empty(argmax.shape, dtype=bool)
-    part = np.empty(grad.shape, dtype=grad.dtype)
+    dx = np.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
 
-    def routed(index):
-        np.equal(argmax, index, out=won)
-        return np.multiply(grad, won, out=part)
-    return _scatter_windows(routed, g, grad.dtype, np)
+    def backward_slice(n0, n1):
+        won = np.empty(argmax[n0:n1].shape, dtype=bool)
+        part = np.empty(grad[n0:n1].shape, dtype=grad.dtype)
+
+        def routed(index):
+            np.equal(argmax[n0:n1], index, out=won)
+            return np.multiply(grad[n0:n1], won, out=part)
+        _scatter_windows(routed, g._replace(N=n1 - n0), grad.dtype, np, out=dx[n0:n1])
+    parallel_map(backward_slice, _per_image_slices(g, np))
+    return dx
 
 
 def _check_grad(op, grad, shape):
@@ -215,8 +250,13 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         divisor = xp.full((g.Ho, g.Wo), divisor_override, dtype=x.dtype)
     else:
         divisor = _avg_pool_divisor(xp, g, count_include_pad, x.dtype)
-    out = window_sum(_padded(x, g, 0.0), g)
-    out /= divisor
+    out = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+
+    def forward_slice(n0, n1):
+        gs = g._replace(N=n1 - n0)
+        window_sum(_padded(x[n0:n1], gs, 0.0), gs, out=out[n0:n1])
+        out[n0:n1] /= divisor
+    parallel_map(forward_slice, _per_image_slices(g, xp))
     return out, AvgPoolCache(divisor, g)
 
 
@@ -224,16 +264,25 @@ def avg_pool2d_backward(grad, cache: AvgPoolCache):
     """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): every window element receives grad / divisor."""
     divisor, g = cache
     _check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
-    share = grad / divisor
-    return _scatter_windows(lambda index: share, g, grad.dtype, get_array_module(grad))
+    xp = get_array_module(grad)
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+
+    def backward_slice(n0, n1):
+        share = grad[n0:n1] / divisor
+        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+    parallel_map(backward_slice, _per_image_slices(g, xp))
+    return dx
 
 
-def window_sum(xpad, g: PoolGeometry):
-    """Sum of every window of an already padded array: (N, C, Ho, Wo), one slice-add per kernel offset."""
-    out = None
-    for _, rows, cols in g.offsets():
-        if out is None:
-            out = xpad[:, :, rows, cols].copy()
+def window_sum(xpad, g: PoolGeometry, out=None):
+    """Sum of every window of an already padded array: (N, C, Ho, Wo), one slice-add per kernel offset.
+    ``out``: optional array of that shape to write into."""
+    for index, rows, cols in g.offsets():
+        if index == 0:
+            if out is None:
+                out = xpad[:, :, rows, cols].copy()
+            else:
+                out[...] = xpad[:, :, rows, cols]
         else:
             out += xpad[:, :, rows, cols]
     return out
@@ -341,10 +390,16 @@ def subsample_forward(x, coeff, bias=None, kernel=2, stride=2):
         raise TypeError(f"subsample: coeff must be an array of shape ({g.C},), got None")
     channel_vector("subsample", "coeff", coeff, g.C, x)
     channel_vector("subsample", "bias", bias, g.C, x)
-    sums = window_sum(x, g)
-    out = sums * coeff[:, None, None]
-    if bias is not None:
-        out += bias[:, None, None]
+    xp = get_array_module(x)
+    sums = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    out = xp.empty_like(sums)
+
+    def forward_slice(n0, n1):
+        window_sum(x[n0:n1], g._replace(N=n1 - n0), out=sums[n0:n1])
+        xp.multiply(sums[n0:n1], coeff[:, None, None], out=out[n0:n1])
+        if bias is not None:
+            out[n0:n1] += bias[:, None, None]
+    parallel_map(forward_slice, _per_image_slices(g, xp))
     return out, SubsampleCache(sums, coeff, bias is not None, g)
 
 
@@ -358,6 +413,10 @@ def subsample_backward(grad, cache: SubsampleCache):
     xp = get_array_module(grad)
     dcoeff = (grad * sums).sum(axis=(0, 2, 3))
     dbias = grad.sum(axis=(0, 2, 3)) if has_bias else None
-    share = grad * coeff[:, None, None]
-    dx = _scatter_windows(lambda index: share, g, grad.dtype, xp)
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+
+    def backward_slice(n0, n1):
+        share = grad[n0:n1] * coeff[:, None, None]
+        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+    parallel_map(backward_slice, _per_image_slices(g, xp))
     return dx, dcoeff, dbias

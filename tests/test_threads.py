@@ -1,0 +1,270 @@
+"""minicnn's CPU threads: the slicing helpers in ``backend``, and every threaded kernel checked
+against the reference kernels and against its own one-thread result.
+
+The ``threads`` fixture runs three threads (so slices are uneven) and sets every kernel's
+minimum slice size to zero, so that the small shapes used here really take the threaded path.
+"""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
+
+from minicnn import backend, nn, optim
+from minicnn.autograd import Tensor
+from minicnn.kernels import conv, misc, norm, pool
+from minicnn.kernels import reference as ref
+
+
+# The fixture's settings are the same for every example a hypothesis test draws.
+shared_fixture = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    monkeypatch.setattr(conv, "MIN_SLICE_MACS", 0)
+    monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
+    monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
+    monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
+    before = backend.get_num_threads()
+    backend.set_num_threads(3)
+    yield 3
+    backend.set_num_threads(before)
+
+
+def one_thread(fn):
+    """fn() run with a single minicnn thread (then the thread count is put back)."""
+    before = backend.get_num_threads()
+    backend.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        backend.set_num_threads(before)
+
+
+def blas_threads():
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+# --------------------------------------------------------------------------- the helpers
+
+
+def test_batch_slices_cover_the_range_in_nearly_equal_contiguous_parts(threads):
+    assert backend.batch_slices(10) == [(0, 3), (3, 6), (6, 10)]
+    assert backend.batch_slices(2) == [(0, 1), (1, 2)]               # fewer items than threads
+    assert backend.batch_slices(0) == [(0, 0)]
+    assert backend.batch_slices(10, min_size=4) == [(0, 5), (5, 10)]  # no slice under 4 items
+    assert backend.batch_slices(10, min_size=11) == [(0, 10)]
+
+
+def test_balanced_slices_split_by_total_size(threads):
+    assert backend.balanced_slices([10] * 9, min_total=1) == [(0, 3), (3, 6), (6, 9)]
+    assert backend.balanced_slices([100, 1, 1, 1], min_total=1) == [(0, 1), (1, 3), (3, 4)]
+    assert backend.balanced_slices([1, 1, 1, 100], min_total=1) == [(0, 4)]
+    assert backend.balanced_slices([10] * 9, min_total=1000) == [(0, 9)]   # too little work to share
+    assert backend.balanced_slices([], min_total=1) == [(0, 0)]
+
+
+def test_parallel_map_returns_results_in_slice_order_from_several_threads(threads):
+    barrier = threading.Barrier(3, timeout=10)      # only passes if the three slices run at the same time
+
+    def work(start, stop):
+        barrier.wait()
+        return start, stop, threading.get_ident()
+    results = backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+    assert [r[:2] for r in results] == [(0, 1), (1, 2), (2, 3)]
+    assert len({r[2] for r in results}) == 3
+    assert results[-1][2] == threading.get_ident()  # the caller takes the last slice
+
+
+def test_parallel_map_raises_a_worker_exception_in_the_caller(threads):
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("slice 0 failed")
+        return start
+    with pytest.raises(ValueError, match="slice 0 failed"):
+        backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+    assert backend.parallel_map(lambda a, b: a, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]   # still usable
+
+
+def test_a_kernel_called_inside_a_slice_is_not_cut_again(threads):
+    inner = backend.parallel_map(lambda a, b: backend.batch_slices(12), [(0, 1), (1, 2), (2, 3)])
+    assert inner == [[(0, 12)]] * 3
+    assert backend.batch_slices(12) == [(0, 4), (4, 8), (8, 12)]
+
+
+def test_blas_is_held_at_one_thread_while_minicnn_runs_threads_and_given_back_after():
+    before_threads = backend.get_num_threads()
+    try:
+        backend.set_num_threads(1)                # BLAS has its own threads (an earlier test may have limited it)
+        own = blas_threads()
+        backend.set_num_threads(2)
+        backend.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])
+        assert blas_threads() == [1] * len(own)
+        backend.set_num_threads(1)
+        assert blas_threads() == own
+    finally:
+        backend.set_num_threads(before_threads)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_non_positive_ints(bad):
+    with pytest.raises(ValueError, match="set_num_threads: n must be a positive int"):
+        backend.set_num_threads(bad)
+
+
+def test_default_thread_count_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("MINICNN_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert backend._default_num_threads() == 3
+    monkeypatch.delenv("MINICNN_NUM_THREADS")
+    assert backend._default_num_threads() == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert backend._default_num_threads() >= 1
+
+
+# --------------------------------------------------------------------------- the threaded kernels
+
+
+@shared_fixture
+@given(n=st.integers(1, 5), c=st.integers(1, 4), o=st.integers(1, 4), size=st.integers(3, 7),
+       k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1), groups=st.sampled_from([1, 2]))
+def test_threaded_conv2d_matches_the_reference(threads, n, c, o, size, k, stride, pad, groups):
+    c, o = c * groups, o * groups
+    rng = np.random.default_rng(n * 100 + size)
+    x = rng.standard_normal((n, c, size, size))
+    w = rng.standard_normal((o, c // groups, k, k))
+    b = rng.standard_normal(o)
+    padding = ((pad, pad), (pad, pad))
+    out, cache = conv.conv2d_forward(x, w, b, (stride, stride), padding, groups=groups)
+    np.testing.assert_allclose(out, ref.conv2d(x, w, b, (stride, stride), padding, groups=groups), atol=1e-10)
+    grad = rng.standard_normal(out.shape)
+    dx, dw, db = conv.conv2d_backward(grad, cache)
+    rdx, rdw, rdb = ref.conv2d_backward(grad, x, w, (stride, stride), padding, groups=groups)
+    np.testing.assert_allclose(dx, rdx, atol=1e-10)
+    np.testing.assert_allclose(dw, rdw, atol=1e-10)
+    np.testing.assert_allclose(db, rdb, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape, kernel, pad", [((7, 20, 16, 16), 5, 2), ((5, 64, 6, 6), 3, 1), ((9, 6, 14, 14), 5, 0),
+                                                ((6, 16, 5, 5), 5, 0), ((5, 32, 7, 7), 1, 0)])
+def test_threaded_conv2d_agrees_with_one_thread_on_every_route(threads, shape, kernel, pad):
+    """Shapes that take the transposed-convolution, channels-last, col2im and 1x1 routes."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((24, shape[1], kernel, kernel)).astype(np.float32)
+    padding = ((pad, pad), (pad, pad))
+    out, cache = conv.conv2d_forward(x, w, None, padding=padding)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw, _ = conv.conv2d_backward(grad, cache)
+    out1, cache1 = one_thread(lambda: conv.conv2d_forward(x, w, None, padding=padding))
+    dx1, dw1, _ = one_thread(lambda: conv.conv2d_backward(grad, cache1))
+    assert out.dtype == dx.dtype == dw.dtype == np.float32
+    # The same sums, but in blocks of other sizes (so BLAS may round differently), and dw in two parts.
+    for got, want in ((out, out1), (dx, dx1), (dw, dw1)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * float(np.abs(want).max()))
+
+
+@shared_fixture
+@given(n=st.integers(1, 6), size=st.integers(2, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
+       pad=st.integers(0, 1), ceil=st.booleans())
+def test_threaded_pooling_matches_the_reference(threads, n, size, k, stride, pad, ceil):
+    pad = min(pad, k // 2)
+    if ref._pool_size(size, k, stride, pad, 1, ceil) < 1:
+        return
+    rng = np.random.default_rng(n * 10 + size)
+    x = rng.permutation(n * 3 * size * size).reshape(n, 3, size, size).astype(np.float64)   # no ties
+    out, cache = pool.max_pool2d_forward(x, k, stride, pad, ceil)
+    rout, rargmax = ref.max_pool2d(x, (k, k), (stride, stride), (pad, pad), ceil_mode=ceil)
+    np.testing.assert_array_equal(out, rout)
+    grad = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(pool.max_pool2d_backward(grad, cache), ref.max_pool2d_backward(grad, x.shape, rargmax))
+    out, cache = pool.avg_pool2d_forward(x, k, stride, pad, ceil)
+    np.testing.assert_allclose(out, ref.avg_pool2d(x, (k, k), (stride, stride), (pad, pad), ceil), atol=1e-10)
+    np.testing.assert_allclose(pool.avg_pool2d_backward(grad, cache),
+                               ref.avg_pool2d_backward(grad, x.shape, (k, k), (stride, stride), (pad, pad), ceil),
+                               atol=1e-10)
+
+
+def test_threaded_subsampling_matches_the_reference(threads):
+    rng = np.random.default_rng(1)
+    x, coeff, bias = rng.standard_normal((5, 3, 8, 8)), rng.standard_normal(3), rng.standard_normal(3)
+    out, cache = pool.subsample_forward(x, coeff, bias)
+    np.testing.assert_allclose(out, ref.subsample(x, coeff, bias), atol=1e-12)
+    grad = rng.standard_normal(out.shape)
+    dx, dcoeff, dbias = pool.subsample_backward(grad, cache)
+    expected_dx = np.repeat(np.repeat(grad * coeff[:, None, None], 2, axis=2), 2, axis=3)   # 2x2 windows tile x
+    np.testing.assert_allclose(dx, expected_dx, atol=1e-12)
+    np.testing.assert_allclose(dcoeff, (grad * ref.subsample(x, np.ones(3), None)).sum(axis=(0, 2, 3)), atol=1e-10)
+    np.testing.assert_allclose(dbias, grad.sum(axis=(0, 2, 3)), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 3, 3), (6, 5), (3, 4, 2, 2, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_threaded_batch_norm_matches_the_reference_and_one_thread(threads, shape, training):
+    rng = np.random.default_rng(2)
+    C = shape[1]
+    x, grad = rng.standard_normal(shape), rng.standard_normal(shape)
+    weight, bias = rng.standard_normal(C), rng.standard_normal(C)
+    running = [rng.standard_normal(C), rng.random(C) + 0.5]
+    before = [r.copy() for r in running]
+    out, cache = norm.batch_norm_forward(x, *running, weight, bias, training=training)
+    mean, var = ref.batch_stats(x) if training else before
+    np.testing.assert_allclose(out, ref.batch_norm(x, mean, var, weight, bias), atol=1e-10)
+    if training:
+        count = x.size // C
+        np.testing.assert_allclose(running[0], 0.9 * before[0] + 0.1 * mean, atol=1e-12)
+        np.testing.assert_allclose(running[1], 0.9 * before[1] + 0.1 * var * count / (count - 1), atol=1e-12)
+    grads = norm.batch_norm_backward(grad, cache)
+    fresh = [r.copy() for r in before]
+    _, cache1 = one_thread(lambda: norm.batch_norm_forward(x, *fresh, weight, bias, training=training))
+    for got, want in zip(grads, one_thread(lambda: norm.batch_norm_backward(grad, cache1))):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("m, k, n", [(7, 5, 3), (3, 5, 11), (1, 4, 1), (0, 3, 4)])
+def test_threaded_matmul_splits_the_longer_side(threads, m, k, n):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    np.testing.assert_allclose(misc.matmul(a, b), a @ b, atol=1e-12)
+    np.testing.assert_allclose(misc.matmul(b.T, a.T), b.T @ a.T, atol=1e-12)   # strided operands
+
+
+def test_threaded_linear_matches_the_reference(threads):
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((2, 3, 6)), rng.standard_normal((5, 6)), rng.standard_normal(5)
+    out, cache = misc.linear_forward(x, w, b)
+    np.testing.assert_allclose(out, ref.linear(x, w, b), atol=1e-12)
+    grad = rng.standard_normal(out.shape)
+    dx, dw, db = misc.linear_backward(grad, cache)
+    np.testing.assert_allclose(dx, grad @ w, atol=1e-12)
+    np.testing.assert_allclose(dw, grad.reshape(-1, 5).T @ x.reshape(-1, 6), atol=1e-12)
+    np.testing.assert_allclose(db, grad.reshape(-1, 5).sum(axis=0), atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2),
+                                  lambda ps: optim.Adam(ps, lr=0.01)])
+def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monkeypatch):
+    monkeypatch.setattr(backend, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
+    rng = np.random.default_rng(5)
+    shapes = [(4, 3), (7,), (2, 2, 2), (5,)]
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+    def run():
+        params = [nn.Parameter(Tensor(v.copy())) for v in values]
+        opt = make(params)
+        for _ in range(3):
+            for p, g in zip(params, grads):
+                p.grad = g.copy()
+            opt.step()
+        return [p.data for p in params]
+    threaded = run()
+    for got, want in zip(threaded, one_thread(run)):
+        np.testing.assert_array_equal(got, want)
+
+
+def _three_way(n):
+    return [(n * k // 3, n * (k + 1) // 3) for k in range(3)]
