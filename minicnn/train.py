@@ -58,11 +58,11 @@ from .data.datasets import ArrayDataset, canonical_name
 ARCH_DEFAULTS = {
     # LeNet-5 on MNIST: the measured default run reaches >= 99% test accuracy in under
     # 5 minutes on a 2-core CPU (see the table in the project report / README).
-    "lenet5": dict(dataset="mnist", input_size=32, epochs=8, batch_size=64, optimizer="adamw", threads=1,
+    "lenet5": dict(dataset="mnist", input_size=32, epochs=8, batch_size=64, optimizer="adamw",
                    schedule="cosine", warmup_epochs=0.5, augment="auto", eval_batch_size=1000,
                    sgd=dict(lr=0.05, weight_decay=5e-4), adam=dict(lr=2e-3, weight_decay=0.0),
                    adamw=dict(lr=2e-3, weight_decay=0.01), rmsprop=dict(lr=1e-3, weight_decay=0.0)),
-    "lenet5_keras": dict(dataset="mnist", input_size=28, epochs=4, batch_size=64, optimizer="adamw", threads=1,
+    "lenet5_keras": dict(dataset="mnist", input_size=28, epochs=4, batch_size=64, optimizer="adamw",
                          schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
     # The big networks: the usual recipe (SGD with momentum, warm-up then cosine, weight decay,
     # random-crop augmentation). These are slow on a CPU: use --limit-train, or a GPU (--device cuda).
@@ -575,9 +575,9 @@ def make_parser():
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
     g.add_argument("--threads", type=_positive_int,
-                   help="BLAS threads on the CPU. One thread suits the LeNets: their small "
-                        "matrix products lose more in thread hand-offs than they gain, badly so on a busy machine. "
-                        f"'none' below means as configured, e.g. by OMP_NUM_THREADS (default: {_per_arch('threads')})")
+                   help="CPU threads for minicnn's kernels (minicnn.backend.set_num_threads). 'none' below "
+                        "means as configured: $MINICNN_NUM_THREADS, else $OMP_NUM_THREADS, else every CPU "
+                        f"(default: {_per_arch('threads')})")
     g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<arch>-<timestamp>)")
     g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
@@ -654,19 +654,31 @@ def find_resume_checkpoint(resume, arch, out):
 
 
 @contextlib.contextmanager
-def blas_threads(n):
-    """Limit the BLAS library to ``n`` threads inside the block (no-op for ``None``)."""
+def cpu_threads(n):
+    """Run minicnn's kernels on ``n`` CPU threads inside the block (no-op for ``None``).
+
+    ``backend.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
+    at one thread too, so that ``--threads 1`` means one core.
+    """
     if n is None:
         yield
         return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+    before = backend.get_num_threads()
+    backend.set_num_threads(n)
+    try:
+        if n == 1:
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        else:
+            yield
+    finally:
+        backend.set_num_threads(before)
 
 
 def run(argv=None) -> int:
     """The command line: parse, build, train, save. Returns the exit code."""
     args = make_parser().parse_args(argv)
-    with contextlib.ExitStack() as cleanup:      # undoes the BLAS thread limit when the run ends
+    with contextlib.ExitStack() as cleanup:      # undoes the thread setting when the run ends
         return _run(args, cleanup)
 
 
@@ -723,7 +735,7 @@ def _run(args, cleanup) -> int:
             return _fail(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
                          "or choose another --out.")
 
-    cleanup.enter_context(blas_threads(config.get("threads")))
+    cleanup.enter_context(cpu_threads(config.get("threads")))
     device = args.device or ("cuda" if backend.cuda_available() else "cpu")
     try:
         device = backend.normalize_device(device)

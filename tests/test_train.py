@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from minicnn import checkpoint, nn, optim, train
+from minicnn import backend, checkpoint, nn, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -276,12 +276,16 @@ def test_transforms_fit_images_to_the_model():
     assert train.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
 
 
-def test_blas_thread_limit_is_set_and_undone():
+def test_cpu_threads_sets_the_thread_count_for_the_run_and_puts_it_back():
     blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
-    before = [info["num_threads"] for info in blas]
-    with train.blas_threads(1):
+    threads = backend.get_num_threads()
+    with train.cpu_threads(1):        # one thread: BLAS too
+        assert backend.get_num_threads() == 1
         assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
-    assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == before
+    assert backend.get_num_threads() == threads
+    with train.cpu_threads(3):
+        assert backend.get_num_threads() == 3
+    assert backend.get_num_threads() == threads
 
 
 def test_step_and_multistep_schedules_decay_at_the_same_epochs_after_a_warmup():
