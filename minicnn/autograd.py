@@ -885,13 +885,21 @@ class ReLU(Function):
     """max(x, 0);  dx = g*(x > 0)."""
 
     def forward(self, x):
-        out = get_array_module(x).maximum(x, 0)
+        xp = get_array_module(x)
+        out = xp.empty_like(x)
         if self.needs_input_grad[0]:
-            self.mask = out > 0
+            self.mask = xp.empty(x.shape, dtype=bool)
+            backend.elementwise(lambda o, m, x: (xp.maximum(x, 0, out=o), xp.greater(o, 0, out=m)),
+                                out, self.mask, x)
+        else:
+            backend.elementwise(lambda o, x: xp.maximum(x, 0, out=o), out, x)
         return out
 
     def backward(self, grad):
-        return grad * self.mask
+        xp = get_array_module(grad)
+        dx = xp.empty(grad.shape, dtype=grad.dtype)
+        backend.elementwise(lambda d, g, m: xp.multiply(g, m, out=d), dx, grad, self.mask)
+        return dx
 
 
 class Sigmoid(Function):

@@ -249,6 +249,22 @@ def batch_slices(n: int, xp=np, min_size: int = 1) -> list:
     return [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
 
 
+MIN_ELEMENTWISE_VALUES = 1 << 18   # an element-wise pass is cut for the threads only above this many values
+
+
+def elementwise(fn, *arrays):
+    """``fn(*arrays)`` for a pass that treats every element alike, on matching slices of the arrays'
+    first axis, one slice per CPU thread. The arrays (inputs and outputs) must share their shape;
+    ``fn`` writes its results through ``out=`` into the output slices it is given.
+    """
+    if arrays[0].ndim == 0:
+        arrays = tuple(a.reshape(1) for a in arrays)
+    n = len(arrays[0])
+    per_row = max(1, arrays[0].size // max(n, 1))
+    slices = batch_slices(n, get_array_module(arrays[0]), min_size=-(-MIN_ELEMENTWISE_VALUES // per_row))
+    parallel_map(lambda a, b: fn(*(array[a:b] for array in arrays)), slices)
+
+
 def balanced_slices(sizes, min_total: int = 1 << 16) -> list:
     """Cut a list of work items with these ``sizes`` into at most ``get_num_threads()`` contiguous
     slices ``(start, stop)`` of nearly equal total size (one slice if the total is below ``min_total``)."""

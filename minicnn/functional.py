@@ -39,16 +39,25 @@ class ScaledTanh(Function):
 
     def forward(self, x, a, b):
         xp = get_array_module(x)
-        t = x * b
-        xp.tanh(t, out=t)                      # in place: one temporary, not two
+        t, out = xp.empty_like(x), xp.empty_like(x)
+
+        def scaled_tanh(out, t, x):            # t = tanh(b x) in place, out = a t
+            xp.tanh(xp.multiply(x, b, out=t), out=t)
+            xp.multiply(t, a, out=out)
+        backend.elementwise(scaled_tanh, out, t, x)
         self.t, self.ab = t, a * b
-        return t * a
+        return out
 
     def backward(self, grad):
-        d = self.t * self.t                    # computed in place: (t^2 - 1) * (-ab) * g
-        d -= 1
-        d *= -self.ab
-        d *= grad
+        xp = get_array_module(grad)
+        d = xp.empty(grad.shape, dtype=self.t.dtype)
+
+        def derivative(d, t, g):               # in place: (t^2 - 1) * (-ab) * g
+            xp.multiply(t, t, out=d)
+            d -= 1
+            d *= -self.ab
+            d *= g
+        backend.elementwise(derivative, d, self.t, grad)
         return d
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 from minicnn import backend, nn, optim
+from minicnn import functional as F
 from minicnn.autograd import Tensor
 from minicnn.kernels import conv, misc, norm, pool
 from minicnn.kernels import reference as ref
@@ -28,6 +29,7 @@ def threads(monkeypatch):
     monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
     monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
     monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
+    monkeypatch.setattr(backend, "MIN_ELEMENTWISE_VALUES", 0)
     before = backend.get_num_threads()
     backend.set_num_threads(3)
     yield 3
@@ -268,3 +270,34 @@ def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monke
 
 def _three_way(n):
     return [(n * k // 3, n * (k + 1) // 3) for k in range(3)]
+
+
+def test_elementwise_passes_matching_slices_of_every_array(threads):
+    x = np.arange(20.0).reshape(5, 4)
+    out = np.empty_like(x)
+    seen = []
+
+    def double(o, x):
+        seen.append(len(x))
+        np.multiply(x, 2, out=o)
+    backend.elementwise(double, out, x)
+    np.testing.assert_array_equal(out, 2 * x)
+    assert sorted(seen) == [1, 2, 2]
+    scalar, result = np.array(3.0), np.empty(())
+    backend.elementwise(lambda o, x: np.add(x, 1, out=o), result, scalar)   # a 0-d array is one slice
+    assert result == 4.0
+
+
+@pytest.mark.parametrize("op, derivative", [
+    (F.relu, lambda x: (x > 0).astype(x.dtype)),
+    (F.scaled_tanh, lambda x: 1.7159 * 2 / 3 * (1 - np.tanh(2 * x / 3) ** 2))])
+def test_threaded_activations_match_their_formulas(threads, op, derivative):
+    rng = np.random.default_rng(6)
+    x = Tensor(rng.standard_normal((7, 3, 4)).astype(np.float32), requires_grad=True)
+    grad = rng.standard_normal((7, 3, 4)).astype(np.float32)
+    y = op(x)
+    expected = np.maximum(x.data, 0) if op is F.relu else 1.7159 * np.tanh(2 * x.data / 3)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-6)
+    y.backward(Tensor(grad))
+    assert y.data.dtype == x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, grad * derivative(x.data), rtol=1e-5, atol=1e-6)
