@@ -416,3 +416,19 @@ def test_channels_last_col2im_is_the_adjoint_of_channels_last_cols(kernel, strid
     d = rng.standard_normal(cols.shape)
     back = conv_module.channels_last_col2im(d, np.empty_like(x), kernel, stride, padding, dilation)
     np.testing.assert_allclose((cols * d).sum(), (x * back).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n, stride", [(3, 1), (1, 2), (0, 1)])
+def test_conv_whose_kernel_covers_the_input_is_a_fully_connected_layer(n, stride):
+    """LeNet-5's C5 (kernel = input size, no padding) takes the matrix-product route: same numbers."""
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((n, 4, 5, 5)), rng.standard_normal((6, 4, 5, 5)), rng.standard_normal(6)
+    out, cache = conv2d_forward(x, w, b, stride=stride)
+    assert cache.geom.full_window and out.shape == (n, 6, 1, 1)
+    np.testing.assert_allclose(out, R.conv2d(x, w, b, (stride, stride)), atol=1e-12)
+    grad = rng.standard_normal(out.shape)
+    for got, want in zip(conv2d_backward(grad, cache), R.conv2d_backward(grad, x, w, (stride, stride))):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    out32, cache32 = conv2d_forward(x32, w32)
+    assert out32.dtype == np.float32 and all(a.dtype == np.float32 for a in conv2d_backward(out32, cache32)[:2])

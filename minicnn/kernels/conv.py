@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
-from .misc import check_float_array, check_same_dtype, pair
+from .misc import check_float_array, check_same_dtype, matmul, pair
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
 # keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
@@ -137,6 +137,13 @@ class ConvGeometry(NamedTuple):
     def pointwise(self) -> bool:
         """A 1x1 kernel with stride 1 and no padding: the convolution is a plain matrix product."""
         return (self.kh, self.kw) == (1, 1) and self.stride == (1, 1) and self.padding == ((0, 0), (0, 0))
+
+    @property
+    def full_window(self) -> bool:
+        """The kernel covers the whole (unpadded) input, one group: a fully connected layer on x.reshape(N, -1)
+        (LeNet-5's C5)."""
+        return ((self.kh, self.kw) == (self.H, self.W) and self.padding == ((0, 0), (0, 0))
+                and self.dilation == (1, 1) and self.groups == 1)
 
 
 def conv_geometry(x, weight, bias, stride, padding, dilation, groups, op="conv2d") -> ConvGeometry:
@@ -447,6 +454,11 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     xp = get_array_module(x, weight, bias)
     G, O = g.groups, g.O
     w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
+    if g.full_window:   # out = x (N, C*kH*kW) @ W^T, no columns to build
+        out = matmul(x.reshape(g.N, g.C * g.H * g.W), w3[0].T).reshape(g.N, O, 1, 1)
+        if bias is not None:
+            out += bias.reshape(O, 1, 1)
+        return out, ConvCache(x, weight, bias is not None, g)
     out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
 
     def forward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
@@ -518,9 +530,14 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
     db = grad_out.sum(axis=(0, 2, 3)) if (need_b and has_bias) else None
-    dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
     if not (need_x or need_w):
         return None, None, db
+    if g.full_window:   # a fully connected layer: dx = grad @ W, dW = grad^T @ x
+        g2, w2 = grad_out.reshape(g.N, g.O), weight.reshape(g.O, g.C * g.kh * g.kw)
+        dx = matmul(g2, w2).reshape(x.shape) if need_x else None
+        dw = matmul(g2.T, x.reshape(g.N, g.C * g.H * g.W)).reshape(weight.shape) if need_w else None
+        return dx, dw, db
+    dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
 
     def backward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
         return _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),
