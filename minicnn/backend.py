@@ -21,7 +21,7 @@ import queue
 import threading
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 """Default floating dtype of new tensors and parameters (as in PyTorch)."""
@@ -196,7 +196,8 @@ def tune_malloc() -> bool:
 _num_threads = None    # minicnn's CPU threads (None: not decided yet, see get_num_threads)
 _workers = []          # the started worker threads (the calling thread is always one more)
 _jobs = queue.SimpleQueue()
-_blas_limit = None     # the threadpoolctl limit that holds the BLAS library at one thread while we run ours
+_blas = None           # threadpoolctl's view of the BLAS libraries loaded (made on first use)
+_blas_hold = None      # the limit holding BLAS at one thread while minicnn runs its own threads
 _in_worker = threading.local()
 
 
@@ -232,13 +233,33 @@ def set_num_threads(n: int) -> None:
     minicnn holds the BLAS library (OpenBLAS, MKL, ...) at one thread, in the whole process, from
     the first parallel kernel on; ``set_num_threads(1)`` gives BLAS its own threads back.
     """
-    global _num_threads, _blas_limit
+    global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
-    if _blas_limit is not None and n == 1:
-        _blas_limit.restore_original_limits()
-        _blas_limit = None
+    if n == 1:
+        _release_blas()
     _num_threads = n      # surplus workers, if n shrinks, just stay idle
+
+
+def _blas_libraries():
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas
+
+
+def _hold_blas():
+    """Hold the BLAS libraries at one thread (until ``_release_blas``)."""
+    global _blas_hold
+    if _blas_hold is None:
+        _blas_hold = _blas_libraries().limit(limits=1, user_api="blas")
+
+
+def _release_blas():
+    global _blas_hold
+    if _blas_hold is not None:
+        _blas_hold.restore_original_limits()
+        _blas_hold = None
 
 
 def batch_slices(n: int, xp=np, min_size: int = 1) -> list:
@@ -282,19 +303,23 @@ def balanced_slices(sizes, min_total: int = 1 << 16) -> list:
     return slices
 
 
-def parallel_map(fn, slices) -> list:
+def parallel_map(fn, slices, heavy: bool = False) -> list:
     """``[fn(start, stop) for (start, stop) in slices]``, the slices run at once on minicnn's threads.
 
-    The calling thread takes the last slice itself. Results come back in the order of ``slices``
-    (so a sum of them is the same from run to run); an exception in any slice is raised here.
-    Handing a slice to a worker and getting it back costs some 10 to 70 microseconds (waking a
-    sleeping thread), so callers only cut work that takes much longer than that.
+    The calling thread takes the last slice itself and returns (or raises) only once every slice
+    is finished. Results come back in the order of ``slices`` (so a sum of them is the same from
+    run to run); if slices fail, the first failure in that order is raised. Handing a slice to a
+    worker and getting it back costs some 10 to 70 microseconds (waking a sleeping thread), so
+    callers only cut work that takes much longer than that. Inside a slice, or with one thread,
+    everything runs in the calling thread. ``heavy``: if there is a single slice (a batch of
+    one image), let the BLAS library use minicnn's threads inside it.
     """
-    global _blas_limit
-    if len(slices) <= 1:
+    if getattr(_in_worker, "active", False) or get_num_threads() == 1 or len(slices) <= 1:
+        if heavy and len(slices) == 1 and _blas_hold is not None and not getattr(_in_worker, "active", False):
+            with _blas_libraries().limit(limits=get_num_threads(), user_api="blas"):
+                return [fn(*slices[0])]
         return [fn(*s) for s in slices]
-    if _blas_limit is None:
-        _blas_limit = threadpool_limits(limits=1, user_api="blas")
+    _hold_blas()
     while len(_workers) < len(slices) - 1:
         worker = threading.Thread(target=_worker_loop, name=f"minicnn-{len(_workers) + 1}", daemon=True)
         worker.start()
@@ -305,13 +330,15 @@ def parallel_map(fn, slices) -> list:
         done.acquire()                   # released by the worker when the slice is finished
         _jobs.put((fn, s, done, box))
         handed.append((done, box))
-    results = [_run_marked(fn, slices[-1])]
-    for done, box in reversed(handed):
-        done.acquire()
-    errors = [box[1] for _, box in handed if box[0] is _FAILED]
-    if errors:
-        raise errors[0]
-    return [box[0] for _, box in handed] + results
+    try:
+        last = _run_marked(fn, slices[-1])
+    finally:
+        for done, _ in handed:           # never leave while a worker may still write
+            done.acquire()
+    for _, box in handed:
+        if box[0] is _FAILED:
+            raise box[1]
+    return [box[0] for _, box in handed] + [last]
 
 
 _FAILED = object()

@@ -39,7 +39,8 @@ class ScaledTanh(Function):
 
     def forward(self, x, a, b):
         xp = get_array_module(x)
-        t, out = xp.empty_like(x), xp.empty_like(x)
+        dtype = xp.result_type(x.dtype, b)        # x's float dtype; float64 for integer x, as x * b would be
+        t, out = xp.empty(x.shape, dtype=dtype), xp.empty(x.shape, dtype=dtype)
 
         def scaled_tanh(out, t, x):            # t = tanh(b x) in place, out = a t
             xp.tanh(xp.multiply(x, b, out=t), out=t)

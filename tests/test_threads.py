@@ -5,6 +5,7 @@ The ``threads`` fixture runs three threads (so slices are uneven) and sets every
 minimum slice size to zero, so that the small shapes used here really take the threaded path.
 """
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -91,6 +92,35 @@ def test_parallel_map_raises_a_worker_exception_in_the_caller(threads):
     assert backend.parallel_map(lambda a, b: a, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]   # still usable
 
 
+def test_parallel_map_waits_for_every_slice_before_raising_the_callers_failure(threads):
+    finished = []
+
+    def work(start, stop):
+        if start == 2:                   # the caller's own slice fails at once...
+            raise ValueError("caller's slice failed")
+        time.sleep(0.2)                  # ... while the workers are still busy
+        finished.append(start)
+    with pytest.raises(ValueError, match="caller's slice failed"):
+        backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+    assert sorted(finished) == [0, 1]
+
+
+def test_parallel_map_runs_everything_in_the_caller_inside_a_slice_or_with_one_thread(threads):
+    caller = threading.get_ident()
+    inner = backend.parallel_map(lambda a, b: backend.parallel_map(lambda c, d: threading.get_ident(),
+                                                                  [(0, 1), (1, 2)]), [(0, 1), (1, 2), (2, 3)])
+    assert all(len(set(ids)) == 1 for ids in inner)      # no nested hand-off (it could deadlock)
+    backend.set_num_threads(1)
+    assert backend.parallel_map(lambda a, b: threading.get_ident(), [(0, 1), (1, 2)]) == [caller, caller]
+
+
+def test_a_heavy_single_slice_lets_blas_use_minicnns_threads(threads):
+    backend.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])      # BLAS now held at one thread
+    inside = backend.parallel_map(lambda a, b: blas_threads(), [(0, 1)], heavy=True)[0]
+    assert inside == [3] * len(inside) and blas_threads() == [1] * len(inside)
+    assert backend.parallel_map(lambda a, b: blas_threads(), [(0, 1)])[0] == [1] * len(inside)
+
+
 def test_a_kernel_called_inside_a_slice_is_not_cut_again(threads):
     inner = backend.parallel_map(lambda a, b: backend.batch_slices(12), [(0, 1), (1, 2), (2, 3)])
     assert inner == [[(0, 12)]] * 3
@@ -150,18 +180,19 @@ def test_threaded_conv2d_matches_the_reference(threads, n, c, o, size, k, stride
     np.testing.assert_allclose(db, rdb, atol=1e-10)
 
 
-@pytest.mark.parametrize("shape, kernel, pad", [((7, 20, 16, 16), 5, 2), ((5, 64, 6, 6), 3, 1), ((9, 6, 14, 14), 5, 0),
-                                                ((6, 16, 5, 5), 5, 0), ((5, 32, 7, 7), 1, 0)])
-def test_threaded_conv2d_agrees_with_one_thread_on_every_route(threads, shape, kernel, pad):
-    """Shapes that take the transposed-convolution, channels-last, col2im and 1x1 routes."""
+@pytest.mark.parametrize("shape, kernel, pad, groups", [
+    ((7, 20, 16, 16), 5, 2, 1), ((5, 64, 6, 6), 3, 1, 1), ((9, 6, 14, 14), 5, 0, 1), ((6, 16, 5, 5), 5, 0, 1),
+    ((5, 32, 7, 7), 1, 0, 1), ((5, 64, 9, 9), 3, 1, 2), ((4, 32, 7, 7), 1, 0, 4)])
+def test_threaded_conv2d_agrees_with_one_thread_on_every_route(threads, shape, kernel, pad, groups):
+    """Shapes that take the transposed-convolution, channels-last, col2im, full-window and 1x1 routes."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
-    w = rng.standard_normal((24, shape[1], kernel, kernel)).astype(np.float32)
+    w = rng.standard_normal((24, shape[1] // groups, kernel, kernel)).astype(np.float32)
     padding = ((pad, pad), (pad, pad))
-    out, cache = conv.conv2d_forward(x, w, None, padding=padding)
+    out, cache = conv.conv2d_forward(x, w, None, padding=padding, groups=groups)
     grad = rng.standard_normal(out.shape).astype(np.float32)
     dx, dw, _ = conv.conv2d_backward(grad, cache)
-    out1, cache1 = one_thread(lambda: conv.conv2d_forward(x, w, None, padding=padding))
+    out1, cache1 = one_thread(lambda: conv.conv2d_forward(x, w, None, padding=padding, groups=groups))
     dx1, dw1, _ = one_thread(lambda: conv.conv2d_backward(grad, cache1))
     assert out.dtype == dx.dtype == dw.dtype == np.float32
     # The same sums, but in blocks of other sizes (so BLAS may round differently), and dw in two parts.
@@ -250,6 +281,7 @@ def test_threaded_linear_matches_the_reference(threads):
                                   lambda ps: optim.Adam(ps, lr=0.01)])
 def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monkeypatch):
     monkeypatch.setattr(backend, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
+    threads_seen = set()
     rng = np.random.default_rng(5)
     shapes = [(4, 3), (7,), (2, 2, 2), (5,)]
     values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
@@ -258,13 +290,19 @@ def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monke
     def run():
         params = [nn.Parameter(Tensor(v.copy())) for v in values]
         opt = make(params)
+        update = opt._update
+        opt._update = lambda *args: (threads_seen.add(threading.get_ident()), update(*args))
         for _ in range(3):
             for p, g in zip(params, grads):
                 p.grad = g.copy()
             opt.step()
         return [p.data for p in params]
     threaded = run()
-    for got, want in zip(threaded, one_thread(run)):
+    assert len(threads_seen) >= 2          # handed to a worker (which one takes which slice varies)
+    threads_seen.clear()
+    serial = one_thread(run)
+    assert threads_seen == {threading.get_ident()}
+    for got, want in zip(threaded, serial):
         np.testing.assert_array_equal(got, want)
 
 
@@ -301,3 +339,51 @@ def test_threaded_activations_match_their_formulas(threads, op, derivative):
     y.backward(Tensor(grad))
     assert y.data.dtype == x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, grad * derivative(x.data), rtol=1e-5, atol=1e-6)
+
+
+def test_threaded_batch_norm_handles_an_empty_batch_and_float32_with_float64_running_stats(threads):
+    x = np.zeros((0, 3, 4, 4), np.float32)
+    out, cache = norm.batch_norm_forward(x, np.zeros(3), np.ones(3), training=False)
+    dx, _, _ = norm.batch_norm_backward(out, cache)
+    assert out.shape == dx.shape == x.shape and out.dtype == dx.dtype == np.float32
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    mean, var = rng.standard_normal(4), rng.random(4) + 0.5          # float64 running statistics
+    out, cache = norm.batch_norm_forward(x, mean, var, training=False)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref.batch_norm(x, mean, var), rtol=1e-5, atol=1e-5)
+    out, cache = norm.batch_norm_forward(x, mean.copy(), var.copy(), training=True)
+    np.testing.assert_allclose(out, ref.batch_norm(x, *ref.batch_stats(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_threaded_pooling_with_dilation_and_overlapping_windows(threads):
+    rng = np.random.default_rng(9)
+    x = rng.permutation(4 * 5 * 11 * 9).reshape(4, 5, 11, 9).astype(np.float64)
+    out, cache = pool.max_pool2d_forward(x, (3, 2), (2, 1), (1, 1), True, (2, 1))
+    rout, rargmax = ref.max_pool2d(x, (3, 2), (2, 1), (1, 1), (2, 1), ceil_mode=True)
+    np.testing.assert_array_equal(out, rout)
+    grad = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(pool.max_pool2d_backward(grad, cache), ref.max_pool2d_backward(grad, x.shape, rargmax))
+
+
+def test_threaded_conv2d_takes_non_contiguous_input(threads):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((6, 7, 3, 5)).transpose(0, 2, 1, 3)      # (6, 3, 7, 5), not contiguous
+    w = rng.standard_normal((4, 3, 3, 3))
+    out, cache = conv.conv2d_forward(x, w, None, padding=((1, 1), (1, 1)))
+    np.testing.assert_allclose(out, ref.conv2d(x, w, None, padding=((1, 1), (1, 1))), atol=1e-10)
+
+
+def test_threaded_linear_on_a_single_vector(threads):
+    x, w = np.arange(4.0), np.arange(12.0).reshape(3, 4)
+    out, cache = misc.linear_forward(x, w)
+    np.testing.assert_allclose(out, w @ x)
+    dx, dw, _ = misc.linear_backward(np.ones(3), cache)
+    np.testing.assert_allclose(dx, w.sum(axis=0))
+    np.testing.assert_allclose(dw, np.tile(x, (3, 1)))
+
+
+def test_scaled_tanh_of_integers_is_float64_as_before():
+    y = F.scaled_tanh(Tensor(np.arange(3)))
+    assert y.data.dtype == np.float64
+    np.testing.assert_allclose(y.data, 1.7159 * np.tanh(2 * np.arange(3) / 3))

@@ -434,12 +434,15 @@ def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
 
 
 MIN_SLICE_MACS = 1 << 21   # a batch slice handed to another thread does at least this many multiply-adds
+HEAVY_MACS = 1 << 25       # a convolution left in one slice (a batch of one) with this much work lets BLAS thread
 
 
 def _batch_slices(g: ConvGeometry, xp):
-    """The batch cut into one slice per CPU thread (fewer if the slices would be too small to pay)."""
+    """The batch cut into one slice per CPU thread (fewer if the slices would be too small to pay),
+    and whether the work is heavy enough for a multi-threaded BLAS should it stay in one slice."""
     macs_per_image = g.O * g.Ho * g.Wo * (g.C // g.groups) * g.kh * g.kw
-    return batch_slices(g.N, xp, min_size=-(-MIN_SLICE_MACS // max(1, macs_per_image)))
+    slices = batch_slices(g.N, xp, min_size=-(-MIN_SLICE_MACS // max(1, macs_per_image)))
+    return slices, g.N * macs_per_image >= HEAVY_MACS
 
 
 def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
@@ -468,7 +471,8 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         else:
             _convolve_into(out[n0:n1], x[n0:n1], w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
 
-    parallel_map(forward_slice, _batch_slices(g, xp))
+    slices, heavy = _batch_slices(g, xp)
+    parallel_map(forward_slice, slices, heavy)
     if bias is not None:
         out += bias.reshape(O, 1, 1)
     return out, ConvCache(x, weight, bias is not None, g)
@@ -543,7 +547,8 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         return _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),
                                dx[n0:n1] if need_x else None, need_w)
 
-    parts = parallel_map(backward_slice, _batch_slices(g, xp))
+    slices, heavy = _batch_slices(g, xp)
+    parts = parallel_map(backward_slice, slices, heavy)
     dw = None
     if need_w:
         dw = parts[0] if parts else xp.zeros((g.groups, g.O // g.groups, (g.C // g.groups) * g.kh * g.kw), x.dtype)

@@ -5,6 +5,7 @@ estimate, and LRN's channel window of ``size`` with size//2 channels before and 
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
@@ -35,7 +36,8 @@ def _channel_sums(a):
     whose inner loop runs over only H*W values (4 of them on a 2x2 map).
     """
     N, C = a.shape[:2]
-    return a.reshape(N, -1).sum(axis=0).reshape(C, -1).sum(axis=1)
+    per_map = math.prod(a.shape[2:])
+    return a.reshape(N, C * per_map).sum(axis=0).reshape(C, per_map).sum(axis=1)
 
 
 def _bn_axes(x):
