@@ -7,7 +7,9 @@
 
 py-spy's raw format has one line per distinct stack: ``frame;frame;...;leaf COUNT``, each frame
 ``function (file:line)``. Only samples taken inside the benchmark's step (``step (run.py...``)
-count, so imports and model building are left out. Three tables, as shares of those samples:
+count, so imports and model building are left out; so do samples of minicnn's worker threads
+(``_worker_loop``), which run slices of the step's kernels: with 2 threads the shares are shares of
+CPU samples over both threads, not of wall time. Three tables, as shares of those samples:
 
 * **inclusive** by function: samples whose stack passes through the function (its cumulative time);
 * **self** by function: samples whose innermost Python frame is the function (time in its own
@@ -59,12 +61,15 @@ def short(frame, with_line=False):
     return f"{name} {func}" if name else func
 
 
+WORKER_MARKER = "_worker_loop (" # a minicnn worker thread (backend.parallel_map) running a slice of a kernel
+
+
 def summarise(path, top=25, step_marker="step (run.py"):
     inclusive, self_func, self_line, native_leaf = (collections.Counter() for _ in range(4))
     total = 0
     for frames, count in parse(path):
         text = ";".join(f"{f[0]} ({f[1]}:{f[2]})" for f in frames)
-        if step_marker and step_marker not in text:
+        if step_marker and step_marker not in text and WORKER_MARKER not in text:
             continue
         total += count
         for name in {short(f) for f in frames if not f[1].endswith("run.py")}:   # not the harness
@@ -77,7 +82,7 @@ def summarise(path, top=25, step_marker="step (run.py"):
             native_leaf[short(frames[-1])] += count
     if not total:
         return f"{path}: no samples inside the benchmark step"
-    out = [f"{path}: {total} samples inside the benchmark step"]
+    out = [f"{path}: {total} samples inside the benchmark step (its own thread and minicnn's workers)"]
     tables = [("inclusive (cumulative) by function", inclusive), ("self by function", self_func),
               ("self by line", self_line)]
     if native_leaf:

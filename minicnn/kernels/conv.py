@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
-from .misc import check_float_array, check_same_dtype, matmul, pair
+from .misc import channel_sums, check_float_array, check_same_dtype, matmul, pair
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
 # keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
@@ -470,11 +470,11 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
             xp.matmul(w3, x[n0:n1].reshape(m, G, g.C // G, g.H * g.W), out=out[n0:n1].reshape(m, G, O // G, g.H * g.W))
         else:
             _convolve_into(out[n0:n1], x[n0:n1], w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
+        if bias is not None:
+            out[n0:n1] += bias.reshape(O, 1, 1)
 
     slices, heavy = _batch_slices(g, xp)
     parallel_map(forward_slice, slices, heavy)
-    if bias is not None:
-        out += bias.reshape(O, 1, 1)
     return out, ConvCache(x, weight, bias is not None, g)
 
 
@@ -533,7 +533,9 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
                          f"got {tuple(grad_out.shape)}")
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
-    db = grad_out.sum(axis=(0, 2, 3)) if (need_b and has_bias) else None
+    need_b = need_b and has_bias
+    if not (need_x or need_w) or g.full_window:
+        db = channel_sums(grad_out) if need_b else None
     if not (need_x or need_w):
         return None, None, db
     if g.full_window:   # a fully connected layer: dx = grad @ W, dW = grad^T @ x
@@ -543,19 +545,20 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         return dx, dw, db
     dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
 
-    def backward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
-        return _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),
-                               dx[n0:n1] if need_x else None, need_w)
+    def backward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads: (dweight, dbias) parts
+        dw = _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),
+                             dx[n0:n1] if need_x else None, need_w)
+        return dw, (channel_sums(grad_out[n0:n1]) if need_b else None)
 
     slices, heavy = _batch_slices(g, xp)
     parts = parallel_map(backward_slice, slices, heavy)
-    dw = None
-    if need_w:
-        dw = parts[0] if parts else xp.zeros((g.groups, g.O // g.groups, (g.C // g.groups) * g.kh * g.kw), x.dtype)
-        for part in parts[1:]:
-            dw += part
-        dw = dw.reshape(weight.shape)
-    return dx, dw, db
+    dw, db = parts[0]
+    for dw_part, db_part in parts[1:]:
+        if need_w:
+            dw += dw_part
+        if need_b:
+            db += db_part
+    return dx, (dw.reshape(weight.shape) if need_w else None), db
 
 
 def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):

@@ -5,12 +5,11 @@ estimate, and LRN's channel window of ``size`` with size//2 channels before and 
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import NamedTuple
 
 from ..backend import batch_slices, get_array_module, parallel_map
-from .misc import channel_vector, check_float_array
+from .misc import channel_sums, channel_vector, check_float_array
 
 # --------------------------------------------------------------------------- batch normalisation
 
@@ -26,18 +25,6 @@ class BatchNormCache(NamedTuple):
     weight: object
     has_bias: bool
     batch_stats: bool
-
-
-def _channel_sums(a):
-    """Per-channel sums of a (N, C, *) array (or a channel slice of one): (C,).
-
-    Summing the N rows of the (N, C*H*W) view first (whole contiguous rows added at a time) and
-    then each channel's H*W partial sums is 2 to 20 times faster than ``a.sum(axis=(0, 2, 3))``,
-    whose inner loop runs over only H*W values (4 of them on a 2x2 map).
-    """
-    N, C = a.shape[:2]
-    per_map = math.prod(a.shape[2:])
-    return a.reshape(N, C * per_map).sum(axis=0).reshape(C, per_map).sum(axis=1)
 
 
 def _bn_axes(x):
@@ -89,10 +76,10 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     def normalise(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
         xs, xh, o = x[:, c0:c1], xhat[:, c0:c1], out[:, c0:c1]
         if batch_stats:
-            mean[c0:c1] = _channel_sums(xs) / count
+            mean[c0:c1] = channel_sums(xs) / count
         xp.subtract(xs, mean[c0:c1].reshape(shape[0], -1, *shape[2:]), out=xh)   # centred first:
         if batch_stats:                                                          # a stable two-pass variance
-            var[c0:c1] = _channel_sums(xp.multiply(xh, xh, out=o)) / count       # (out as scratch)
+            var[c0:c1] = channel_sums(xp.multiply(xh, xh, out=o)) / count       # (out as scratch)
         inv_std = 1.0 / xp.sqrt(var[c0:c1] + eps)
         xh *= inv_std.reshape(shape[0], -1, *shape[2:])
         if weight is not None:
@@ -141,9 +128,9 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
         as_shape = (shape[0], -1, *shape[2:])
         if want_gx:   # (dx's slice doubles as scratch for grad * xhat)
             prod = xp.multiply(g, xh, out=dx[:, c0:c1]) if need_x else g * xh
-            sum_gx[c0:c1] = _channel_sums(prod)
+            sum_gx[c0:c1] = channel_sums(prod)
         if want_g:
-            sum_g[c0:c1] = _channel_sums(g)
+            sum_g[c0:c1] = channel_sums(g)
         if need_x:
             d = dx[:, c0:c1]
             scale = inv_std[:, c0:c1] * weight[c0:c1].reshape(as_shape) if weight is not None else inv_std[:, c0:c1]
