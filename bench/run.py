@@ -124,7 +124,8 @@ class MinicnnRunner:
         minicnn.manual_seed(0)
 
     def versions(self):
-        return {"minicnn": getattr(self.minicnn, "__version__", "?"), "numpy": self.np.__version__}
+        return {"minicnn": getattr(self.minicnn, "__version__", "?"), "numpy": self.np.__version__,
+                "minicnn_num_threads": self.minicnn.get_num_threads()}
 
     def build(self, spec, x, y):
         self.model = self.architectures.get(spec["model"], num_classes=spec["classes"],

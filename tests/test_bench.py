@@ -84,3 +84,15 @@ def test_bench_rejects_unknown_workload():
     proc = subprocess.run([sys.executable, str(RUN), "--workloads", "W9", *TINY],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "unknown workload" in proc.stderr
+
+
+def test_op_profile_times_every_op_of_a_lenet_step():
+    script = RUN.parent / "op_profile.py"
+    proc = subprocess.run([sys.executable, str(script), "W1", "--steps", "1", "--threads", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "W1 (lenet5, batch 256, 2 minicnn threads)" in proc.stdout
+    rows = {line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert {"Conv2dFunction", "Subsample", "ScaledTanh", "other"} <= rows
+    bad = subprocess.run([sys.executable, str(script), "W5"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "inference workload" in bad.stderr
