@@ -138,8 +138,11 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
     args = QUICK[:] + ["--out", "run"]
     args[args.index("--epochs") + 1] = "200"
     with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        # A suite started from a background shell job inherits SIGINT *ignored*, and so would the run
+        # (Python then never raises KeyboardInterrupt): give the child the default disposition back.
         proc = subprocess.Popen([sys.executable, "-m", "minicnn.train", *args], cwd=tmp_path, env=env,
-                                stdout=out, stderr=err)
+                                stdout=out, stderr=err,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.time() + 60
             while time.time() < deadline and "epoch   1/200" not in (tmp_path / "out.txt").read_text():
