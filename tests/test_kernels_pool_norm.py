@@ -323,3 +323,20 @@ def test_results_do_not_alias_reused_scratch_buffers():
         kept = first.copy()
         backward(np.full(out.shape, 7.0), cache)
         np.testing.assert_array_equal(first, kept)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, ceil_mode", [
+    (3, 2, 1, 1, False), (2, 2, 1, 1, True), (3, 1, 1, 1, False), (3, 2, 1, 2, False), (5, 3, 2, 1, True)])
+def test_max_pool_window_of_minus_inf_sends_its_gradient_to_its_first_element_inside_the_image(
+        kernel, stride, padding, dilation, ceil_mode):
+    """As PyTorch (and the reference): never to a padding cell, where it would be lost."""
+    x = np.full((2, 2, 7, 6), -np.inf)
+    x[0, 0, 3, 3], x[1, 1, 0, 5] = 1.0, 2.0
+    out, cache = max_pool2d_forward(x, kernel, stride, padding, ceil_mode, dilation)
+    ref_out, ref_argmax = R.max_pool2d(x, (kernel, kernel), (stride, stride), (padding, padding), (dilation, dilation),
+                                       ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(out, ref_out)
+    grad = np.random.default_rng(0).random(out.shape)
+    dx = max_pool2d_backward(grad, cache)
+    np.testing.assert_allclose(dx, R.max_pool2d_backward(grad, x.shape, ref_argmax))
+    assert np.isclose(dx.sum(), grad.sum())            # every window's gradient landed in the image

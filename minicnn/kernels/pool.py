@@ -183,6 +183,25 @@ def _max_pool_into(out, argmax, x, g: PoolGeometry):
         # is max(argmax, better * index): much faster than a masked copy.
         np.multiply(better, argmax.dtype.type(index), out=update)
         np.maximum(argmax, update, out=argmax)
+    _route_minus_inf_windows_inside(out, argmax, g)
+
+
+def _route_minus_inf_windows_inside(out, argmax, g: PoolGeometry):
+    """A window whose values are all -inf keeps arg-max 0, its first element; for a window that
+    overlaps the top or left padding that is a padding cell, and its gradient would be lost.
+    PyTorch gives it to the window's first element inside the image: so do we.  Such windows are
+    in the first output rows and columns only (padding is at most half a kernel)."""
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
+    (top, _), (left, _) = g.pad_widths
+    if top <= 0 and left <= 0:
+        return
+    i0 = np.maximum(0, -(-(top - np.arange(g.Ho) * sh) // dh))     # first kernel row inside the image
+    j0 = np.maximum(0, -(-(left - np.arange(g.Wo) * sw) // dw))    # first kernel column inside the image
+    first = (i0[:, None] * kw + j0[None, :]).astype(argmax.dtype)
+    for border in ((slice(None, int((i0 > 0).sum())), slice(None)), (slice(None), slice(None, int((j0 > 0).sum())))):
+        where = out[(..., *border)] == -np.inf
+        if where.any():
+            np.copyto(argmax[(..., *border)], first[border], where=where)
 
 
 def max_pool2d_backward(grad, cache: MaxPoolCache):
