@@ -198,6 +198,7 @@ _workers = []          # the started worker threads (the calling thread is alway
 _jobs = queue.SimpleQueue()
 _blas = None           # threadpoolctl's view of the BLAS libraries loaded (made on first use)
 _blas_hold = None      # the limit holding BLAS at one thread while minicnn runs its own threads
+_blas_lock = threading.Lock()
 _in_worker = threading.local()
 
 
@@ -226,8 +227,9 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` CPU threads in minicnn's kernels (``torch.set_num_threads``).
 
-    minicnn splits its heavy kernels (convolution, linear layers, pooling) into ``n`` slices,
-    normally of the batch, and runs one slice per thread: NumPy releases the GIL in its copies,
+    minicnn splits its heavy kernels (convolution, pooling, batch-norm, linear layers, ReLU, the
+    optimizer step) into ``n`` slices, of the batch, the channels or the parameters, and runs one
+    slice per thread: NumPy releases the GIL in its copies,
     ufuncs and BLAS calls, so the threads really run at once. Two thread pools on the same cores
     fight (a BLAS library's idle threads spin for a while after each call), so while ``n > 1``
     minicnn holds the BLAS library (OpenBLAS, MKL, ...) at one thread, in the whole process, from
@@ -252,14 +254,17 @@ def _hold_blas():
     """Hold the BLAS libraries at one thread (until ``_release_blas``)."""
     global _blas_hold
     if _blas_hold is None:
-        _blas_hold = _blas_libraries().limit(limits=1, user_api="blas")
+        with _blas_lock:                 # (two user threads may start their first kernels at once)
+            if _blas_hold is None:
+                _blas_hold = _blas_libraries().limit(limits=1, user_api="blas")
 
 
 def _release_blas():
     global _blas_hold
-    if _blas_hold is not None:
-        _blas_hold.restore_original_limits()
-        _blas_hold = None
+    with _blas_lock:
+        if _blas_hold is not None:
+            _blas_hold.restore_original_limits()
+            _blas_hold = None
 
 
 def batch_slices(n: int, xp=np, min_size: int = 1) -> list:
