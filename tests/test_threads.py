@@ -387,3 +387,11 @@ def test_scaled_tanh_of_integers_is_float64_as_before():
     y = F.scaled_tanh(Tensor(np.arange(3)))
     assert y.data.dtype == np.float64
     np.testing.assert_allclose(y.data, 1.7159 * np.tanh(2 * np.arange(3) / 3))
+
+
+def test_arrays_of_another_library_are_never_cut(threads):
+    """CuPy arrays (any xp but NumPy) run in one slice: the threads are for the CPU only."""
+    class FakeCupy:
+        pass
+    assert backend.batch_slices(10, xp=FakeCupy) == [(0, 10)]
+    assert backend.batch_slices(10, xp=np) == [(0, 3), (3, 6), (6, 10)]
