@@ -27,9 +27,10 @@ class BatchNormCache(NamedTuple):
     batch_stats: bool
 
 
-def _bn_axes(x):
-    """Every axis but the channel axis 1, and the shape that broadcasts a (C,) vector against x."""
-    return (0, *range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
+def _per_channel(ndim):
+    """The shape that broadcasts a vector of per-channel values (all channels, or a slice of them)
+    against an (N, C, *) array of ``ndim`` dimensions: (1, -1, 1, ...)."""
+    return (1, -1) + (1,) * (ndim - 2)
 
 
 def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training=True,
@@ -62,14 +63,14 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         raise ValueError(f"{op}: momentum and eps must be real numbers (eps >= 0), got {momentum!r}, {eps!r}")
     momentum, eps = float(momentum), float(eps)
     xp = get_array_module(x)
-    axes, shape = _bn_axes(x)
+    shape = _per_channel(x.ndim)
     count = x.size // C if C else 0
     batch_stats = training or running_mean is None
     if batch_stats and count <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(x.shape)}")
     xhat, out = xp.empty_like(x), xp.empty_like(x)
-    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
     if not batch_stats:
         mean[...], var[...] = running_mean, running_var
 
@@ -77,17 +78,17 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         xs, xh, o = x[:, c0:c1], xhat[:, c0:c1], out[:, c0:c1]
         if batch_stats:
             mean[c0:c1] = channel_sums(xs) / count
-        xp.subtract(xs, mean[c0:c1].reshape(shape[0], -1, *shape[2:]), out=xh)   # centred first:
-        if batch_stats:                                                          # a stable two-pass variance
-            var[c0:c1] = channel_sums(xp.multiply(xh, xh, out=o)) / count       # (out as scratch)
-        inv_std = 1.0 / xp.sqrt(var[c0:c1] + eps)
-        xh *= inv_std.reshape(shape[0], -1, *shape[2:])
+        xp.subtract(xs, mean[c0:c1].reshape(shape), out=xh)                     # centred first:
+        if batch_stats:                                                        # a stable two-pass variance
+            var[c0:c1] = channel_sums(xp.multiply(xh, xh, out=o)) / count     # (out as scratch)
+        inv_std[c0:c1] = 1.0 / xp.sqrt(var[c0:c1] + eps)
+        xh *= inv_std[c0:c1].reshape(shape)
         if weight is not None:
-            xp.multiply(xh, weight[c0:c1].reshape(shape[0], -1, *shape[2:]), out=o)
+            xp.multiply(xh, weight[c0:c1].reshape(shape), out=o)
         else:
             o[...] = xh
         if bias is not None:
-            o += bias[c0:c1].reshape(shape[0], -1, *shape[2:])
+            o += bias[c0:c1].reshape(shape)
 
     per_channel = x.size // max(C, 1)
     parallel_map(normalise, batch_slices(C, xp, min_size=-(-MIN_SLICE_VALUES // max(1, per_channel))))
@@ -96,8 +97,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
         running_var *= 1.0 - momentum
         running_var += (momentum * count / (count - 1) * var).astype(running_var.dtype, copy=False)
-    inv_std = (1.0 / xp.sqrt(var + eps)).reshape(shape)
-    return out, BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
+    return out, BatchNormCache(xhat, inv_std.reshape(shape), weight, bias is not None, batch_stats)
 
 
 def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, need_b=True):
@@ -113,7 +113,7 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
         raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
                          f"got {tuple(grad.shape)}")
     xp = get_array_module(grad)
-    axes, shape = _bn_axes(xhat)
+    shape = _per_channel(xhat.ndim)
     C = xhat.shape[1]
     batch_dx = need_x and batch_stats          # this dx needs both sums below, whatever is asked
     want_gx = batch_dx or (need_w and weight is not None)
@@ -125,7 +125,6 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
 
     def backward_slice(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
         g, xh = grad[:, c0:c1], xhat[:, c0:c1]
-        as_shape = (shape[0], -1, *shape[2:])
         if want_gx:   # (dx's slice doubles as scratch for grad * xhat)
             prod = xp.multiply(g, xh, out=dx[:, c0:c1]) if need_x else g * xh
             sum_gx[c0:c1] = channel_sums(prod)
@@ -133,11 +132,11 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
             sum_g[c0:c1] = channel_sums(g)
         if need_x:
             d = dx[:, c0:c1]
-            scale = inv_std[:, c0:c1] * weight[c0:c1].reshape(as_shape) if weight is not None else inv_std[:, c0:c1]
+            scale = inv_std[:, c0:c1] * weight[c0:c1].reshape(shape) if weight is not None else inv_std[:, c0:c1]
             if batch_stats:   # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), the means from the sums above
-                xp.multiply(xh, (sum_gx[c0:c1] / m).reshape(as_shape), out=d)
+                xp.multiply(xh, (sum_gx[c0:c1] / m).reshape(shape), out=d)
                 xp.subtract(g, d, out=d)
-                d -= (sum_g[c0:c1] / m).reshape(as_shape)
+                d -= (sum_g[c0:c1] / m).reshape(shape)
                 d *= scale
             else:
                 xp.multiply(g, scale, out=d)

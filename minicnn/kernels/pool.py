@@ -20,7 +20,7 @@ import numpy as np
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
 from .conv import pad2d, workspace
-from .misc import channel_vector, check_float_array, pair
+from .misc import channel_sums, channel_vector, check_float_array, pair
 
 # --------------------------------------------------------------------------- shapes
 
@@ -430,8 +430,8 @@ def subsample_backward(grad, cache: SubsampleCache):
     sums, coeff, has_bias, g = cache
     _check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
-    dcoeff = (grad * sums).sum(axis=(0, 2, 3))
-    dbias = grad.sum(axis=(0, 2, 3)) if has_bias else None
+    dcoeff = channel_sums(grad * sums)
+    dbias = channel_sums(grad) if has_bias else None
     dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
 
     def backward_slice(n0, n1):
