@@ -4,11 +4,14 @@ forward and backward, summed per Function class, averaged over the timed steps.
 
     python bench/op_profile.py W1                 # a workload of bench/run.py (train ones: W1-W4, W7)
     python bench/op_profile.py W2 --steps 5 --threads 1
+    python bench/op_profile.py W3 --device cuda --batch-scale 4   # on the GPU (as run.py --device cuda)
 
 The step is bench/run.py's (zero_grad, forward, cross-entropy, backward, SGD with momentum), on the
 same fixed random batch. Each op is timed in the calling thread around the whole op, so work it
 hands to minicnn's worker threads counts once, as wall time. "other" is the rest of the step
-(the optimizer, zero_grad, the autograd bookkeeping between ops).
+(the optimizer, zero_grad, the autograd bookkeeping between ops). On the GPU every timed region
+starts and ends with a stream synchronisation, so an op's time is its kernels' time plus its launch
+overhead; the step time without those synchronisations is printed too.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ def main(argv=None):
     p.add_argument("workload", help="a train workload id of bench/run.py, e.g. W1")
     p.add_argument("--steps", type=int, default=10, help="timed steps (after 3 warm-up steps)")
     p.add_argument("--threads", type=int, default=None, help="minicnn threads (default: as configured)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--batch-scale", type=int, default=None, help="multiply the batch (default: 1 on cpu, 4 on cuda)")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -36,7 +41,8 @@ def main(argv=None):
     sys.path.insert(0, str(REPO_ROOT / "bench"))
     from run import WORKLOADS
 
-    spec = WORKLOADS[args.workload]
+    spec = dict(WORKLOADS[args.workload])
+    spec["batch"] *= args.batch_scale or (4 if args.device == "cuda" else 1)
     if spec["mode"] != "train":
         p.error(f"{args.workload} is an inference workload; this tool times train steps")
     backend.tune_malloc()
@@ -44,28 +50,38 @@ def main(argv=None):
         backend.set_num_threads(args.threads)
     minicnn.manual_seed(0)
     model = architectures.get(spec["model"], num_classes=spec["classes"], in_channels=spec["input"][0],
-                              **spec["options"])
+                              **spec["options"]).to(args.device)
     rng = np.random.default_rng(0)
-    x = minicnn.tensor(rng.standard_normal((spec["batch"], *spec["input"])).astype(np.float32))
-    y = minicnn.tensor(rng.integers(0, spec["classes"], spec["batch"]))
+    x = minicnn.tensor(rng.standard_normal((spec["batch"], *spec["input"])).astype(np.float32), device=args.device)
+    y = minicnn.tensor(rng.integers(0, spec["classes"], spec["batch"]), device=args.device)
+    if args.device == "cuda":
+        stream = backend.array_module("cuda").cuda.get_current_stream()
+        sync = stream.synchronize
+    else:
+        def sync():
+            pass
     opt = optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     times = collections.defaultdict(float)
     apply = autograd.Function.apply.__func__
 
     def timed_apply(cls, *a, **k):       # forward of every op (an op built from others counts them too)
+        sync()
         t0 = time.perf_counter()
         try:
             return apply(cls, *a, **k)
         finally:
+            sync()
             times[(cls.__name__, "forward")] += time.perf_counter() - t0
 
     def timed(backward, name):
         def wrapper(self, *a, **k):
+            sync()
             t0 = time.perf_counter()
             try:
                 return backward(self, *a, **k)
             finally:
+                sync()
                 times[(name, "backward")] += time.perf_counter() - t0
         return wrapper
 
@@ -73,9 +89,11 @@ def main(argv=None):
         for sub in cls.__subclasses__():
             yield sub
             yield from subclasses(sub)
-    for cls in set(subclasses(autograd.Function)):
-        if "backward" in vars(cls):
-            cls.backward = timed(vars(cls)["backward"], cls.__name__)
+    untimed_apply, untimed_backward = vars(autograd.Function)["apply"], {}
+    timed_classes = [cls for cls in set(subclasses(autograd.Function)) if "backward" in vars(cls)]
+    for cls in timed_classes:
+        untimed_backward[cls] = vars(cls)["backward"]
+        cls.backward = timed(vars(cls)["backward"], cls.__name__)
     autograd.Function.apply = classmethod(timed_apply)
 
     def step():
@@ -84,16 +102,30 @@ def main(argv=None):
         loss.backward()
         opt.step()
 
+    def run_steps():
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync()
+        return (time.perf_counter() - t0) / args.steps * 1e3
+
     for _ in range(3):
         step()
+    plain_apply, plain_backward = vars(autograd.Function)["apply"], {c: vars(c)["backward"] for c in timed_classes}
+    autograd.Function.apply = untimed_apply
+    for c in timed_classes:
+        c.backward = untimed_backward[c]
+    untimed = run_steps()
+    autograd.Function.apply = plain_apply
+    for c in timed_classes:
+        c.backward = plain_backward[c]
     times.clear()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    total = (time.perf_counter() - t0) / args.steps * 1e3
+    total = run_steps()
     per_op = {key: t / args.steps * 1e3 for key, t in times.items()}
     print(f"{args.workload} ({spec['model']}, batch {spec['batch']}, {backend.get_num_threads()} minicnn threads): "
-          f"{total:.1f} ms per train step, mean of {args.steps}\n")
+          f"{total:.1f} ms per train step, mean of {args.steps}, on {args.device}"
+          + (f" ({untimed:.1f} ms without the per-op synchronisations)" if args.device == "cuda" else "") + "\n")
     print("| op | forward ms | backward ms | share of the step |\n|---|---:|---:|---:|")
     names = sorted({name for name, _ in per_op}, key=lambda n: -(per_op.get((n, "forward"), 0)
                                                                   + per_op.get((n, "backward"), 0)))

@@ -157,6 +157,10 @@ class MinicnnRunner:
     def scalar(self, t):
         return float(t.item()) if t.ndim == 0 else float(self.np.abs(t.numpy()).mean())
 
+    def peak_gpu_mib(self):
+        """GPU memory CuPy's pool holds (it keeps freed blocks, so this is its peak footprint)."""
+        return self.xp.get_default_memory_pool().total_bytes() / 2**20
+
     def count_macs(self, spec):
         """Multiply-adds of one image's forward pass: conv (out elements x in/groups x kH x kW)
         and linear / matmul (out elements x in features), counted by wrapping ``Function.apply``
@@ -195,7 +199,7 @@ class TorchRunner:
 
     name = "torch"
 
-    def __init__(self, device, threads):
+    def __init__(self, device, threads, tf32=False):
         import numpy as np
         import torch
         sys.path.insert(0, str(BENCH_DIR))
@@ -206,11 +210,17 @@ class TorchRunner:
             raise RuntimeError("--device cuda: this PyTorch build has no usable CUDA device "
                                f"(torch {torch.__version__}, cuda {torch.version.cuda})")
         self.device = device
+        set_torch_tf32(torch, tf32)
         torch.manual_seed(0)
 
     def versions(self):
-        return {"torch": self.torch.__version__, "numpy": self.np.__version__,
-                "torch_num_threads": self.torch.get_num_threads(), **torch_blas(self.torch)}
+        versions = {"torch": self.torch.__version__, "numpy": self.np.__version__,
+                    "torch_num_threads": self.torch.get_num_threads(), **torch_blas(self.torch)}
+        if self.device == "cuda":
+            versions["torch_cuda"] = self.torch.version.cuda
+            versions["torch_cudnn"] = self.torch.backends.cudnn.version()
+            versions["torch_tf32"] = torch_tf32(self.torch)
+        return versions
 
     def build(self, spec, x, y):
         torch = self.torch
@@ -243,6 +253,10 @@ class TorchRunner:
 
     def scalar(self, t):
         return float(t.item()) if t.ndim == 0 else float(t.detach().abs().mean())
+
+    def peak_gpu_mib(self):
+        """Peak GPU memory PyTorch's caching allocator reserved (comparable to CuPy's pool total)."""
+        return self.torch.cuda.max_memory_reserved() / 2**20
 
     def count_macs(self, spec):
         """Multiply-adds of one image's forward pass, from hooks on every Conv2d and Linear."""
@@ -277,8 +291,20 @@ def torch_blas(torch) -> dict:
     return {"torch_blas": "; ".join(libs) or "?", "torch_cpu_capability": capability}
 
 
-def make_runner(framework, device, threads):
-    return MinicnnRunner(device) if framework == "minicnn" else TorchRunner(device, threads)
+def set_torch_tf32(torch, on: bool) -> None:
+    """PyTorch on Ampere and later may run float32 convolutions (and matmuls) in TF32, 10-bit
+    mantissas; minicnn (CuPy, ``CUPY_TF32`` unset) never does. ``--tf32 off`` compares like with like."""
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def torch_tf32(torch) -> str:
+    return f"cudnn {'on' if torch.backends.cudnn.allow_tf32 else 'off'}, " \
+           f"matmul {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}"
+
+
+def make_runner(framework, device, threads, tf32=False):
+    return MinicnnRunner(device) if framework == "minicnn" else TorchRunner(device, threads, tf32)
 
 
 # --------------------------------------------------------------------------- worker: one workload
@@ -292,7 +318,7 @@ def run_workload(args) -> dict:
     result = {"kind": "workload", "workload": args.worker, "framework": args.framework, "device": args.device,
               "batch": spec["batch"], "warmup": warmup}
     t_start = time.perf_counter()
-    runner = make_runner(args.framework, args.device, args.threads)
+    runner = make_runner(args.framework, args.device, args.threads, args.tf32 == "on")
     result["versions"] = runner.versions()
 
     import numpy as np
@@ -339,6 +365,8 @@ def run_workload(args) -> dict:
         cores_used=cores_used, last_output=runner.scalar(out), profiled=bool(args.profile),
         threadpools=threadpools(), env={k: os.environ.get(k) for k in REPORTED_ENV_VARS},
         peak_rss_mib=peak_rss_mib())
+    if args.device == "cuda":
+        result["peak_gpu_mib"] = runner.peak_gpu_mib()
     return result
 
 
@@ -376,6 +404,7 @@ def run_gemm(args) -> dict:
         torch.set_num_threads(args.threads)
         if args.device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda: this PyTorch build has no usable CUDA device")
+        set_torch_tf32(torch, args.tf32 == "on")
         a = torch.randn(n, n, device=args.device)
         b = torch.randn(n, n, device=args.device)
         matmul = torch.matmul
@@ -439,7 +468,8 @@ def spawn(args, worker: str, framework: str) -> dict:
     """Run one worker in a fresh interpreter with the thread environment set; return its JSON."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--framework", framework,
            "--device", args.device, "--threads", str(args.threads), "--batch-scale", str(args.batch_scale),
-           "--budget", str(args.budget), "--gemm-n", str(args.gemm_n), "--gemm-reps", str(args.gemm_reps)]
+           "--budget", str(args.budget), "--gemm-n", str(args.gemm_n), "--gemm-reps", str(args.gemm_reps),
+           "--tf32", args.tf32]
     if args.iters is not None:
         cmd += ["--iters", str(args.iters)]
     if args.warmup is not None:
@@ -762,6 +792,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads per process (BLAS, OpenMP, torch)")
     p.add_argument("--batch-scale", type=int, default=None,
                    help="multiply every batch size (default: 1 on cpu, 4 on cuda)")
+    p.add_argument("--tf32", choices=["off", "on"], default="off",
+                   help="let PyTorch on CUDA use TF32 for float32 convolutions and matmuls (default off: "
+                        "full float32, as minicnn's CuPy path)")
     p.add_argument("--gemm-n", type=int, default=None, help="GEMM size N (default 2048 on cpu, 8192 on cuda)")
     p.add_argument("--gemm", choices=["both", "start", "none"], default="both",
                    help="when to measure the GEMM rate: before and after the workloads (default), before only, never")
