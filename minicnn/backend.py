@@ -27,8 +27,8 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 """Default floating dtype of new tensors and parameters (as in PyTorch)."""
 
 _CUPY_INSTALL_HINT = (
-    "Install the GPU extra with `pip install -e .[gpu]` (it installs cupy-cuda12x) "
-    "on a machine with an NVIDIA GPU and CUDA 12 driver."
+    "Install the GPU extra on a machine with an NVIDIA GPU: `pip install -e .[gpu]` (CuPy for a "
+    "CUDA 12 driver) or `pip install -e .[gpu-cuda13]` (CUDA 13)."
 )
 
 _cupy = None          # the cupy module once imported successfully
@@ -104,6 +104,10 @@ def get_array_module(*arrays):
         for a in arrays:
             if isinstance(a, _cupy.ndarray):
                 return _cupy
+        return np
+    cupy = sys.modules.get("cupy")     # the caller imported CuPy before minicnn needed it
+    if cupy is not None and any(isinstance(a, cupy.ndarray) for a in arrays):
+        return cupy_module()
     return np
 
 
@@ -124,7 +128,7 @@ def to_device(array, device):
 
 def to_numpy(array) -> np.ndarray:
     """A NumPy view or copy of any array (copies from the GPU)."""
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
+    if get_array_module(array) is not np:
         return _cupy.asnumpy(array)
     return np.asarray(array)
 
@@ -320,6 +324,8 @@ def parallel_map(fn, slices, heavy: bool = False) -> list:
     one image), let the BLAS library use minicnn's threads inside it.
     """
     if getattr(_in_worker, "active", False) or get_num_threads() == 1 or len(slices) <= 1:
+        if get_num_threads() > 1:
+            _hold_blas()       # from the first kernel on, whether cut or not: the same BLAS, the same sums
         if heavy and len(slices) == 1 and _blas_hold is not None and not getattr(_in_worker, "active", False):
             with _blas_libraries().limit(limits=get_num_threads(), user_api="blas"):
                 return [fn(*slices[0])]
