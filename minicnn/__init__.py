@@ -12,7 +12,7 @@ conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
 import numpy as _np
 
 from .backend import cuda_available, get_num_threads, manual_seed, set_num_threads
-from .autograd import (Function, Tensor, arange, cat, enable_grad, full, is_grad_enabled, maximum, minimum,
+from .autograd import (Function, Tensor, arange, as_tensor, cat, from_numpy, enable_grad, full, is_grad_enabled, maximum, minimum,
                        no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from . import functional, nn, optim, data, architectures

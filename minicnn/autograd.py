@@ -226,6 +226,11 @@ def backward(tensor, grad=None, retain_graph=False):
 
 # --------------------------------------------------------------------------- Tensor
 
+def _no_out(op, out):
+    if out is not None:
+        raise TypeError(f"Tensor.{op}: out= is not supported")
+
+
 def _scalar_operand(value):
     """A Python scalar stays a (weakly typed) Python scalar so float32 stays float32 (NumPy 2 rules)."""
     if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
@@ -237,12 +242,12 @@ class Tensor:
     """An n-dimensional array with an optional gradient, on the CPU (NumPy) or a GPU (CuPy).
 
     ``data`` is the array; ``grad`` is ``None`` until a backward pass reaches this tensor,
-    then an array of the same shape, dtype and device.  Operators (``+ - * / ** @``,
+    then a ``Tensor`` of the same shape, dtype and device (that never requires a gradient).  Operators (``+ - * / ** @``,
     comparisons, indexing) and methods follow PyTorch; see ``minicnn.functional`` for the
     neural-network ops.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_ctx", "__weakref__")
     __array_priority__ = 1000   # numpy_array + tensor -> Tensor.__radd__, not an object array
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -257,7 +262,7 @@ class Tensor:
                 array = array.astype(backend.DEFAULT_DTYPE)
             array = backend.to_device(array, device or "cpu")
         self.data = array
-        self.grad = None
+        self._grad = None
         self._ctx = None
         self.requires_grad = False
         if requires_grad:
@@ -267,7 +272,7 @@ class Tensor:
     def _wrap(cls, array):
         """Fast constructor for op results (no conversion, no checks)."""
         t = object.__new__(cls)
-        t.data, t.grad, t.requires_grad, t._ctx = array, None, False, None
+        t.data, t._grad, t.requires_grad, t._ctx = array, None, False, None
         return t
 
     # ---- properties
@@ -336,11 +341,36 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
+    @property
+    def grad(self):
+        """The gradient that ``backward()`` accumulated here: a ``Tensor`` (shape, dtype and device of
+        this one, ``requires_grad=False``), or ``None`` before any backward pass reached this tensor."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        # PyTorch accepts only a Tensor here; minicnn also takes a NumPy/CuPy array (wrapped, not copied).
+        if value is None:
+            self._grad = None
+            return
+        if not isinstance(value, Tensor):
+            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+                raise TypeError(f"Tensor.grad: expected a Tensor, an array or None, got {type(value).__name__}")
+            value = Tensor._wrap(value)
+        if value.shape != self.shape:
+            raise ValueError(f"Tensor.grad: assigned gradient has shape {tuple(value.shape)}, "
+                             f"the tensor has shape {tuple(self.shape)}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Tensor.grad: assigned gradient has dtype {value.dtype}, the tensor has dtype {self.dtype}")
+        if value.device != self.device:
+            raise ValueError(f"Tensor.grad: assigned gradient is on {value.device!r}, the tensor on {self.device!r}")
+        self._grad = value
+
     def _accumulate(self, g):
-        """Add ``g`` into ``self.grad`` (out of place, so an array the caller still holds is never changed)."""
+        """Add the array ``g`` into ``self.grad`` (out of place: a gradient the caller still holds never changes)."""
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
-        self.grad = g if self.grad is None else self.grad + g
+        self._grad = Tensor._wrap(g if self._grad is None else self._grad.data + g)
 
     def backward(self, gradient=None, retain_graph=False):
         """Backpropagate from this tensor; see ``minicnn.autograd.backward``."""
@@ -357,6 +387,14 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (shares memory on the CPU, copies from a GPU)."""
         return backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)`` for a CPU tensor (shares memory). A GPU tensor refuses, as in PyTorch:
+        copying to the host is always explicit (``t.numpy()`` or ``t.cpu()``)."""
+        if self.device != "cpu":
+            raise TypeError("can't convert a cuda tensor to a NumPy array implicitly: "
+                            "use t.numpy() (copies to the host) or t.cpu()")
+        return np.array(self.data, dtype=dtype, copy=True) if copy else np.asarray(self.data, dtype=dtype)
 
     def item(self):
         if self.data.size != 1:
@@ -500,6 +538,19 @@ class Tensor:
         axis, keepdims = _reduce_args(axis, keepdims, dim, keepdim, self.ndim)
         return Tensor._wrap(_arg_extremum(self.data, axis, keepdims, "argmin"))
 
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None, out=None):
+        """True where any element along ``axis`` is non-zero (a bool tensor; not differentiable).
+        ``out`` is there for ``np.any(tensor)``, which passes ``out=None``; it must stay None."""
+        _no_out("any", out)
+        axis, keepdims = _reduce_args(axis, keepdims, dim, keepdim, self.ndim)
+        return Tensor._wrap(get_array_module(self.data).asarray(self.data.any(axis=axis, keepdims=keepdims)))
+
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=None, out=None):
+        """True where every element along ``axis`` is non-zero (a bool tensor; not differentiable)."""
+        _no_out("all", out)
+        axis, keepdims = _reduce_args(axis, keepdims, dim, keepdim, self.ndim)
+        return Tensor._wrap(get_array_module(self.data).asarray(self.data.all(axis=axis, keepdims=keepdims)))
+
     # ---- shape
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -582,11 +633,34 @@ def _reduce_args(axis, keepdims, dim, keepdim, ndim):
 # --------------------------------------------------------------------------- tensor creation
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Make a tensor from a list, scalar, NumPy or CuPy array (``torch.tensor``).
+    """A new tensor holding a copy of ``data``: a list, scalar, NumPy or CuPy array, or Tensor (``torch.tensor``).
 
-    Python floats become float32 (the default dtype); arrays keep their dtype.
+    Python floats become float32 (the default dtype); arrays keep their dtype. The result never
+    shares memory with ``data`` (``as_tensor`` and ``from_numpy`` do, where they can).
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    if isinstance(data, Tensor):
+        data = data.data
+    t = Tensor(data, requires_grad=False, dtype=dtype, device=device)
+    if t.data is data or t.data.base is not None:       # no conversion happened: still data's memory
+        t.data = t.data.copy()
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """A tensor sharing ``data``'s memory when it is already an array of that dtype on that device
+    (``torch.as_tensor``); otherwise a converted copy."""
+    if isinstance(data, Tensor):
+        data = data.data
+    return Tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing the NumPy array's memory (``torch.from_numpy``): writes to one show in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
 
 
 def _shape_arg(shape):

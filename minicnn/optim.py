@@ -131,7 +131,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad = get_array_module(p.grad).zeros_like(p.grad)
+                    p.grad = get_array_module(p.grad.data).zeros_like(p.grad.data)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; return ``closure()`` if one is given.
@@ -145,9 +145,9 @@ class Optimizer:
         work = []
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p.grad
-                if grad is None:
+                if p.grad is None:
                     continue
+                grad = p.grad.data
                 if grad.shape != p.data.shape:
                     raise ValueError(f"{self._name}: gradient of shape {tuple(grad.shape)} does not match "
                                      f"its parameter's shape {tuple(p.data.shape)}")

@@ -392,12 +392,12 @@ def test_ops_on_device_match_numpy(device):
     w = minicnn.tensor(w0, device=device, requires_grad=True)
     y = ((x @ w).relu() * 2 + 1).exp().mean()
     y.backward()
-    assert x.grad.shape == (4, 3) and backend.device_of(x.grad) == device
+    assert x.grad.shape == (4, 3) and x.grad.device == device
     xr = minicnn.tensor(x0, requires_grad=True)
     wr = minicnn.tensor(w0, requires_grad=True)
     ((xr @ wr).relu() * 2 + 1).exp().mean().backward()
-    np.testing.assert_allclose(backend.to_numpy(x.grad), xr.grad, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(backend.to_numpy(w.grad), wr.grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), xr.grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), wr.grad, rtol=1e-5, atol=1e-6)
 
 
 def test_only_backend_imports_cupy():
@@ -458,3 +458,62 @@ def test_creation_dtypes_follow_pytorch():
     assert minicnn.full((2,), True).dtype == np.bool_
     assert minicnn.arange(3).dtype == np.int64 and minicnn.arange(0, 1, 0.25).dtype == np.float32
     np.testing.assert_array_equal(minicnn.arange(0, 1, 0.25).numpy(), [0, 0.25, 0.5, 0.75])
+
+
+# --------------------------------------------------------------------------- .grad is a Tensor; tensor() copies
+
+def test_grad_is_a_tensor_that_needs_no_gradient():
+    x = minicnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    assert isinstance(x.grad, minicnn.Tensor) and not x.grad.requires_grad and x.grad.grad_fn is None
+    assert x.grad.shape == x.shape and x.grad.dtype == x.dtype and x.grad.device == "cpu"
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(np.asarray(x.grad), [2.0, 4.0, 6.0])       # __array__, as torch's CPU tensors
+    assert x.grad is x.grad                                                  # the same object each time
+    x.grad.zero_()                                                           # in place, and it stays
+    np.testing.assert_array_equal(x.grad.numpy(), 0)
+    (x * 3).sum().backward()                                                 # accumulates into the zeros
+    np.testing.assert_array_equal((x.grad * 2).numpy(), 6.0)
+
+
+def test_grad_assignment_checks_shape_dtype_and_type():
+    x = minicnn.zeros(2, 3, requires_grad=True)
+    x.grad = minicnn.ones(2, 3)
+    x.grad = np.ones((2, 3), dtype=np.float32)                               # arrays are wrapped (torch: Tensors only)
+    assert isinstance(x.grad, minicnn.Tensor)
+    with pytest.raises(ValueError, match=r"assigned gradient has shape \(3, 2\)"):
+        x.grad = minicnn.ones(3, 2)
+    with pytest.raises(TypeError, match="dtype float64"):
+        x.grad = np.ones((2, 3))
+    with pytest.raises(TypeError, match="expected a Tensor, an array or None, got list"):
+        x.grad = [[1.0] * 3] * 2
+    x.grad = None
+    assert x.grad is None
+
+
+def test_tensor_copies_and_as_tensor_and_from_numpy_share():
+    a = np.ones(3, dtype=np.float32)
+    t = minicnn.tensor(a)
+    t.data += 1
+    np.testing.assert_array_equal(a, 1.0)                                    # torch.tensor always copies
+    view = a[::2]
+    tv = minicnn.tensor(view)
+    tv.data += 1
+    np.testing.assert_array_equal(a, 1.0)
+    s = minicnn.as_tensor(a)
+    s.data += 1
+    np.testing.assert_array_equal(a, 2.0)                                    # torch.as_tensor shares
+    f = minicnn.from_numpy(a)
+    a[0] = 7
+    assert f.data[0] == 7
+    assert minicnn.as_tensor(a, dtype=np.float64).data.base is None          # a conversion is a copy
+    u = minicnn.tensor(minicnn.tensor([1.0, 2.0]))
+    assert isinstance(u, minicnn.Tensor) and u.tolist() == [1.0, 2.0]
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
+        minicnn.from_numpy([1, 2])
+
+
+def test_any_and_all():
+    t = minicnn.tensor([[0.0, 1.0], [0.0, 0.0]])
+    assert bool(t.any().item()) and not bool(t.all().item())
+    assert t.any(dim=1).tolist() == [True, False] and t.all(axis=0).tolist() == [False, False]

@@ -343,8 +343,11 @@ def test_clear_errors():
     with pytest.raises(TypeError, match="only optimize Tensors"):
         optim.SGD([np.zeros(3)], lr=0.1)
     opt = optim.SGD([p], lr=0.1)
-    p.grad = np.ones((1, 3), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"gradient of shape \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"assigned gradient has shape \(1, 3\)"):
+        p.grad = np.ones((1, 3), dtype=np.float32)
+    p.data = np.zeros((1, 3), dtype=np.float32)          # the parameter's array replaced under its gradient
+    with pytest.raises(ValueError, match=r"gradient of shape \(3,\)"):
+        p._grad = minicnn.tensor(np.ones(3, dtype=np.float32))
         opt.step()
 
 

@@ -303,7 +303,7 @@ class Module:
             if set_to_none:
                 param.grad = None
             elif param.grad is not None:
-                param.grad = backend.get_array_module(param.grad).zeros_like(param.grad)
+                param.grad = backend.get_array_module(param.grad.data).zeros_like(param.grad.data)
 
     # ------------------------------------------------------------------ devices and dtypes
 
@@ -316,9 +316,11 @@ class Module:
         for module in self.modules():
             for param in module._parameters.values():
                 if param is not None:
+                    grad = param.grad
+                    param.grad = None             # the setter checks shapes and devices against data
                     param.data = fn(param.data)
-                    if param.grad is not None:
-                        param.grad = fn(param.grad)
+                    if grad is not None:
+                        param.grad = fn(grad.data)
             for buf in module._buffers.values():
                 if buf is not None:
                     buf.data = fn(buf.data)
