@@ -15,7 +15,8 @@ setup(
         "threadpoolctl>=3",    # sets the BLAS thread count (one thread suits the LeNets)
     ],
     extras_require={
-        "gpu": ["cupy-cuda12x>=13"],   # ufunc.at and put_along_axis, used by backward
+        "gpu": ["cupy-cuda12x>=14"],   # CUDA 12 drivers; put_along_axis (max/min backward) is new in CuPy 14
+        "gpu-cuda13": ["cupy-cuda13x>=14"],   # CUDA 13 drivers (checked on an H200: bench/RESULTS-gpu.md)
         "plot": ["matplotlib>=3.5"],
         "image": ["Pillow>=9"],
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9"],

@@ -135,9 +135,12 @@ class CrossEntropy(Function):
         logp = logits - logits.max(axis=1, keepdims=True)
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         rows = xp.arange(n)
+        target, self.scale = _poisoned_rows(xp, target, c)
         loss = -logp[rows, target]
         if label_smoothing:
             loss = (1 - label_smoothing) * loss - (label_smoothing / c) * logp.sum(axis=1)
+        if self.scale is not None:
+            loss *= self.scale.astype(loss.dtype)
         self.logp, self.target, self.reduction, self.smoothing = logp, target, reduction, label_smoothing
         if reduction == "none":
             return loss
@@ -152,6 +155,8 @@ class CrossEntropy(Function):
         dx[xp.arange(n), target] -= 1 - eps
         if eps:
             dx -= eps / c
+        if self.scale is not None:
+            dx *= self.scale.astype(dx.dtype)[:, None]
         if self.reduction == "none":
             dx *= grad[:, None]
         else:
@@ -170,19 +175,30 @@ def _class_target(op, input, target):
     if input.ndim < 2:
         raise ValueError(f"{op}: expected input of shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
     target = target.data if isinstance(target, Tensor) else target
-    target = get_array_module(input.data).asarray(target)
+    if get_array_module(target) is np:       # host data (NumPy, lists): checked here, before any copy
+        target = np.asarray(target)
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(f"{op}: expected a target of shape {expected} for input of shape "
                          f"{tuple(input.shape)}, got {tuple(target.shape)}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
-    # The range check reads the targets on the host: done for NumPy arrays only, since on a GPU it
-    # would cost two device-to-host synchronisations per training step (CuPy targets are trusted).
+    # The range check reads the targets on the host. For targets already on a GPU it would cost
+    # a device-to-host synchronisation per training step: there an out-of-range class makes its
+    # loss (and gradient) NaN instead (``_poisoned_rows``), which the training loop reports.
     if isinstance(target, np.ndarray) and target.size and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
         raise ValueError(f"{op}: target values must be in [0, {input.shape[1]}), "
                          f"got min {int(target.min())} and max {int(target.max())}")
-    return target
+    return get_array_module(input.data).asarray(target)
+
+
+def _poisoned_rows(xp, target, num_classes):
+    """``(safe_target, scale)``: on a GPU, targets outside [0, C) read class 0 and get scale NaN (else 1),
+    so a bad target shows up as a NaN loss without a device-to-host check; on the CPU ``(target, None)``."""
+    if xp is np:
+        return target, None
+    valid = (target >= 0) & (target < num_classes)
+    return xp.where(valid, target, 0), xp.where(valid, 1.0, float("nan"))
 
 
 def _class_dim_last(input, target):
@@ -213,7 +229,10 @@ def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
     target = _class_target("nll_loss", input, target)
     flat, flat_target = _class_dim_last(input, target) if input.ndim > 2 else (input, target)
     xp = get_array_module(flat.data)
+    flat_target, scale = _poisoned_rows(xp, flat_target, flat.shape[1])
     picked = -flat[xp.arange(flat.shape[0]), flat_target]
+    if scale is not None:
+        picked = picked * Tensor(scale.astype(flat.dtype))
     if reduction == "none":
         return picked.reshape(target.shape)
     return picked.sum() if reduction == "sum" else picked.mean()

@@ -96,7 +96,9 @@ def _lecun_uniform_(tensor, fan_in):
     """Uniform(-2.4/F, 2.4/F); ``fan_in`` is a number or one value per output map (first dimension)."""
     nn.init.uniform_(tensor, -1.0, 1.0)
     bound = 2.4 / np.asarray(fan_in, dtype=np.float32)
-    tensor.data *= bound.reshape((-1,) + (1,) * (tensor.ndim - 1)) if bound.ndim else bound
+    if bound.ndim:       # one bound per output map: an array on the weight's device
+        bound = Tensor(bound.reshape((-1,) + (1,) * (tensor.ndim - 1)), device=tensor.device).data
+    tensor.data *= bound
 
 
 class LeNet5(nn.Module):

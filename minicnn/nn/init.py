@@ -78,7 +78,7 @@ def _draw(tensor, generator, method):
     ``standard_normal``: N(0, 1)), drawn directly in float32/float64; other dtypes go via float32."""
     gen, data = _generator(tensor, generator), tensor.data
     if data.dtype in (np.float32, np.float64) and data.flags.c_contiguous:
-        getattr(gen, method)(dtype=data.dtype, out=data)
+        getattr(gen, method)(data.shape, dtype=data.dtype, out=data)   # CuPy: no size = ONE value
     else:
         data[...] = getattr(gen, method)(data.shape, dtype=np.float32)
     return data
