@@ -86,7 +86,10 @@ def test_pooling_on_device(device, kernel, stride, padding, ceil_mode, dilation)
         np.testing.assert_allclose(host(out), R.avg_pool2d(x, *pool_geometry("t", x, kernel, stride, padding, 1,
                                                                               ceil_mode)[4:7], ceil_mode, False),
                                    rtol=1e-5)
-        assert host(avg_pool2d_backward(to_dev(g, device), cache)).shape == x.shape
+        np.testing.assert_allclose(host(avg_pool2d_backward(to_dev(g, device), cache)),
+                                   R.avg_pool2d_backward(g, x.shape, *pool_geometry("t", x, kernel, stride, padding, 1,
+                                                                                    ceil_mode)[4:7], ceil_mode, False),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_max_pool_ties_on_device(device):
@@ -97,24 +100,45 @@ def test_max_pool_ties_on_device(device):
 
 
 def test_norms_adaptive_and_dropout_on_device(device):
+    """Forward against the loop references; every backward (dx, and batch-norm's dweight and dbias)
+    against finite differences of the references, with a random upstream gradient (float64)."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 3, 5, 6))
     out, cache = adaptive_avg_pool2d_forward(to_dev(x, device), (3, 4))
     np.testing.assert_allclose(host(out), R.adaptive_avg_pool2d(x, (3, 4)), rtol=1e-12)
-    assert host(adaptive_avg_pool2d_backward(to_dev(np.ones(out.shape), device), cache)).shape == x.shape
+    g = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(host(adaptive_avg_pool2d_backward(to_dev(g, device), cache)),
+                               R.numerical_gradient(lambda t: R.adaptive_avg_pool2d(t, (3, 4)), x, g), rtol=1e-6, atol=1e-8)
+
+    weight, bias = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3)
     rm, rv = to_dev(np.zeros(3), device), to_dev(np.ones(3), device)
-    out, cache = batch_norm_forward(to_dev(x, device), rm, rv, training=True)
+    out, cache = batch_norm_forward(to_dev(x, device), rm, rv, to_dev(weight, device), to_dev(bias, device), training=True)
     mean, var = R.batch_stats(x)
-    np.testing.assert_allclose(host(out), R.batch_norm(x, mean, var), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(host(out), R.batch_norm(x, mean, var, weight, bias), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(host(rm), 0.1 * mean, rtol=1e-10)
+    g = rng.standard_normal(x.shape)
+    dx, dw, db = batch_norm_backward(to_dev(g, device), cache)
+
+    def bn(t, w=weight, b=bias):
+        m, v = R.batch_stats(t)
+        return R.batch_norm(t, m, v, w, b)
+    np.testing.assert_allclose(host(dx), R.numerical_gradient(bn, x, g), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(host(dw), R.numerical_gradient(lambda w: bn(x, w=w), weight, g), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(host(db), R.numerical_gradient(lambda b: bn(x, b=b), bias, g), rtol=1e-6, atol=1e-8)
     dx, _, _ = batch_norm_backward(to_dev(np.ones(x.shape), device), cache)
     np.testing.assert_allclose(host(dx), 0, atol=1e-10)          # a constant gradient is normalised away
-    out, cache = local_response_norm_forward(to_dev(x, device), 3)
-    np.testing.assert_allclose(host(out), R.local_response_norm(x, 3), rtol=1e-12)
-    assert host(local_response_norm_backward(to_dev(x, device), cache)).shape == x.shape
+
+    out, cache = local_response_norm_forward(to_dev(x, device), 3, alpha=0.5)    # a large alpha: a real effect
+    np.testing.assert_allclose(host(out), R.local_response_norm(x, 3, alpha=0.5), rtol=1e-12)
+    g = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(host(local_response_norm_backward(to_dev(g, device), cache)),
+                               R.numerical_gradient(lambda t: R.local_response_norm(t, 3, alpha=0.5), x, g),
+                               rtol=1e-6, atol=1e-8)
+
     out, mask = dropout_forward(to_dev(x, device), 0.5, True, backend.generator(device))
     assert backend.device_of(out) == device and backend.device_of(mask) == device
     np.testing.assert_allclose(host(out), x * host(mask))
+    assert set(np.unique(host(mask))) == {0.0, 2.0} and 0.3 < (host(mask) == 0).mean() < 0.7
 
 
 # --------------------------------------------------------------------------- 2. CUDA sources emulated on the CPU
