@@ -141,6 +141,33 @@ def test_norms_adaptive_and_dropout_on_device(device):
     assert set(np.unique(host(mask))) == {0.0, 2.0} and 0.3 < (host(mask) == 0).mean() < 0.7
 
 
+@pytest.mark.parametrize("shape", [(8, 3, 16, 16), (5, 4), (3, 2, 7), (2, 6, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("affine,running,training", [(True, True, True), (False, True, True), (True, False, True),
+                                                     (True, True, False), (False, False, False)])
+def test_batch_norm_on_device_matches_the_cpu_kernel(device, shape, dtype, affine, running, training):
+    """The CUDA batch-norm kernels (many values per channel: several partial sums each) against the
+    CPU kernel: output, running statistics, and the three gradients, with and without affine."""
+    rng = np.random.default_rng(4)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 5).astype(dtype)            # an offset mean: the shifted sums matter
+    w, b = (rng.uniform(0.5, 1.5, C).astype(dtype), rng.standard_normal(C).astype(dtype)) if affine else (None, None)
+    g = rng.standard_normal(shape).astype(dtype)
+    rm0, rv0 = rng.standard_normal(C).astype(dtype), rng.uniform(1, 2, C).astype(dtype)
+    results = []
+    for dev in ("cpu", device):
+        rm, rv = (to_dev(rm0.copy(), dev), to_dev(rv0.copy(), dev)) if running else (None, None)
+        out, cache = batch_norm_forward(to_dev(x, dev), rm, rv, None if w is None else to_dev(w, dev),
+                                        None if b is None else to_dev(b, dev), training=training, momentum=0.3)
+        dx, dw, db = batch_norm_backward(to_dev(g, dev), cache)
+        results.append([host(a) if a is not None else None for a in (out, rm, rv, dx, dw, db)])
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    for got, want in zip(results[1], results[0]):
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(got, want, **tol)
+
+
 # --------------------------------------------------------------------------- 2. CUDA sources emulated on the CPU
 
 _EMULATION = r"""
@@ -164,7 +191,7 @@ def emulated(tmp_path_factory):
         for name, source in cuda_kernels._SOURCES.items():
             src = folder / f"{name}_{ctype}.cpp"
             lib = folder / f"{name}_{ctype}.so"
-            src.write_text(_EMULATION + f"typedef {ctype} T;\n" + cuda_kernels._GRID_STRIDE + source)
+            src.write_text(_EMULATION + f"typedef {ctype} T;\n" + cuda_kernels._GRID_STRIDE + cuda_kernels._BITS + source)
             done = subprocess.run([compiler, "-O1", "-shared", "-fPIC", "-o", str(lib), str(src)],
                                   capture_output=True, text=True)
             assert done.returncode == 0, f"{name} ({ctype}) does not compile:\n{done.stderr}"

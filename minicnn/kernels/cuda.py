@@ -6,6 +6,10 @@
 * ``max_pool2d_forward`` / ``max_pool2d_backward``: one thread per output (max and first arg-max,
   stored as the flat h*W + w index in the input plane) / per input pixel (gather of the gradients
   of the windows whose arg-max it is).
+* ``batch_norm_forward`` / ``batch_norm_backward`` (training statistics): per-channel sums in two
+  launches (P threads per channel each sum every P-th value, in double, then one thread per channel
+  adds the P partial sums), then one element-wise launch; 3 launches each way instead of some 25
+  CuPy operations, whose launch overhead was most of a ResNet's batch-norm time.
 
 The kernels are compiled lazily, once per (kernel, dtype), with all index arithmetic in 64-bit
 (``long long``) so tensors over 2**31 elements work.  This module never imports CuPy: the wrappers
@@ -24,6 +28,16 @@ _GRID_STRIDE = """
 #define GRID_STRIDE_LOOP(idx, total) \\
     for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < (total); \\
          idx += (long long)blockDim.x * gridDim.x)
+"""
+
+_BITS = """
+// Floating-point kernel arguments travel as the bits of a double in a long long.
+#if defined(__CUDACC__)
+#define AS_DOUBLE(bits) __longlong_as_double(bits)
+#else
+#include <cstring>
+static inline double AS_DOUBLE(long long bits) { double d; std::memcpy(&d, &bits, sizeof d); return d; }
+#endif
 """
 
 _SOURCES = {
@@ -146,6 +160,138 @@ extern "C" __global__ void max_pool_bwd_kernel(const T* __restrict__ grad, const
     }
 }
 """,
+    "bn_partial_sums": r"""
+// Channel c's M = N*S values are x[(n*C + c)*S + s] for j = n*S + s. Work item (c, p) sums the values
+// j = p, p+P, p+2P, ... shifted by the channel's first value k (a stable one-pass variance):
+// s1[c*P + p] = sum (v - k), s2[c*P + p] = sum (v - k)^2, in double.  Neighbouring p read neighbouring s.
+extern "C" __global__ void bn_partial_sums(const T* __restrict__ x, double* __restrict__ s1,
+        double* __restrict__ s2, long long C, long long S, long long M, long long P) {
+    GRID_STRIDE_LOOP(idx, C * P) {
+        const long long c = idx / P, p = idx % P;
+        const double k = (double)x[c * S];
+        double a = 0, b = 0;
+        for (long long j = p; j < M; j += P) {
+            const long long n = j / S;
+            const double v = (double)x[(n * C + c) * S + (j - n * S)] - k;
+            a += v;
+            b += v * v;
+        }
+        s1[idx] = a;
+        s2[idx] = b;
+    }
+}
+""",
+    "bn_stats": r"""
+// One thread per channel: mean = k + s1/M, var = s2/M - (s1/M)^2 (biased), inv_std = 1/sqrt(var + eps);
+// with update_running, running = (1 - momentum) * running + momentum * stat (unbiased variance).
+extern "C" __global__ void bn_stats(const T* __restrict__ x, const double* __restrict__ s1,
+        const double* __restrict__ s2, T* __restrict__ mean, T* __restrict__ inv_std,
+        T* __restrict__ running_mean, T* __restrict__ running_var, long long C, long long S, long long M,
+        long long P, long long eps_bits, long long momentum_bits, long long update_running) {
+    const double eps = AS_DOUBLE(eps_bits), momentum = AS_DOUBLE(momentum_bits);
+    GRID_STRIDE_LOOP(c, C) {
+        double a = 0, b = 0;
+        for (long long p = 0; p < P; ++p) {
+            a += s1[c * P + p];
+            b += s2[c * P + p];
+        }
+        const double d = a / M;
+        double var = b / M - d * d;
+        if (var < 0) var = 0;
+        const double m = (double)x[c * S] + d;
+        mean[c] = (T)m;
+        inv_std[c] = (T)(1.0 / sqrt(var + eps));
+        if (update_running) {
+            running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * m);
+            running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * var * M / (M - 1));
+        }
+    }
+}
+""",
+    "bn_apply": r"""
+// xhat = (x - mean[c]) * inv_std[c];  out = xhat * weight[c] + bias[c]  (weight, bias optional).
+extern "C" __global__ void bn_apply(const T* __restrict__ x, const T* __restrict__ mean,
+        const T* __restrict__ inv_std, const T* __restrict__ weight, const T* __restrict__ bias,
+        T* __restrict__ xhat, T* __restrict__ out, long long C, long long S, long long total,
+        long long has_weight, long long has_bias) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long c = (idx / S) % C;
+        const T h = (x[idx] - mean[c]) * inv_std[c];
+        xhat[idx] = h;
+        T o = has_weight ? h * weight[c] : h;
+        if (has_bias) o += bias[c];
+        out[idx] = o;
+    }
+}
+""",
+    "bn_grad_partial_sums": r"""
+// As bn_partial_sums, for the backward pass: s1 = sum g, s2 = sum g * xhat over values j = p, p+P, ...
+extern "C" __global__ void bn_grad_partial_sums(const T* __restrict__ g, const T* __restrict__ xhat,
+        double* __restrict__ s1, double* __restrict__ s2, long long C, long long S, long long M, long long P) {
+    GRID_STRIDE_LOOP(idx, C * P) {
+        const long long c = idx / P, p = idx % P;
+        double a = 0, b = 0;
+        for (long long j = p; j < M; j += P) {
+            const long long n = j / S;
+            const long long at = (n * C + c) * S + (j - n * S);
+            a += (double)g[at];
+            b += (double)g[at] * (double)xhat[at];
+        }
+        s1[idx] = a;
+        s2[idx] = b;
+    }
+}
+""",
+    "bn_grad_sums": r"""
+// One thread per channel: sum_g[c] = sum of the P partial sums s1, sum_gx[c] = of s2.
+extern "C" __global__ void bn_grad_sums(const double* __restrict__ s1, const double* __restrict__ s2,
+        T* __restrict__ sum_g, T* __restrict__ sum_gx, long long C, long long P) {
+    GRID_STRIDE_LOOP(c, C) {
+        double a = 0, b = 0;
+        for (long long p = 0; p < P; ++p) {
+            a += s1[c * P + p];
+            b += s2[c * P + p];
+        }
+        sum_g[c] = (T)a;
+        sum_gx[c] = (T)b;
+    }
+}
+""",
+    "bn_grad_input": r"""
+// dx = inv_std[c] * weight[c] * (g - sum_g[c]/M - xhat * sum_gx[c]/M)   (weight optional).
+extern "C" __global__ void bn_grad_input(const T* __restrict__ g, const T* __restrict__ xhat,
+        const T* __restrict__ sum_g, const T* __restrict__ sum_gx, const T* __restrict__ inv_std,
+        const T* __restrict__ weight, T* __restrict__ dx, long long C, long long S, long long M,
+        long long total, long long has_weight) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long c = (idx / S) % C;
+        const T scale = has_weight ? inv_std[c] * weight[c] : inv_std[c];
+        dx[idx] = scale * (g[idx] - sum_g[c] / (T)M - xhat[idx] * (sum_gx[c] / (T)M));
+    }
+}
+""",
+    "sgd_step": r"""
+// One SGD step, as torch.optim.SGD: d = (maximize ? -g : g) + weight_decay * p; with momentum,
+// buf = d on the first step (flag 4) else momentum * buf + (1 - dampening) * d, and d = buf, or
+// d + momentum * buf with Nesterov (flag 2); then p -= lr * d.  Flags: 1 maximize, 2 nesterov,
+// 4 first step, 8 momentum != 0.
+extern "C" __global__ void sgd_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf,
+        long long n, long long lr_bits, long long momentum_bits, long long dampening_bits,
+        long long weight_decay_bits, long long flags) {
+    const T lr = (T)AS_DOUBLE(lr_bits), momentum = (T)AS_DOUBLE(momentum_bits);
+    const T dampening = (T)AS_DOUBLE(dampening_bits), weight_decay = (T)AS_DOUBLE(weight_decay_bits);
+    GRID_STRIDE_LOOP(i, n) {
+        T d = (flags & 1) ? -g[i] : g[i];
+        if (weight_decay != (T)0) d += weight_decay * p[i];
+        if (flags & 8) {
+            const T b = (flags & 4) ? d : momentum * buf[i] + ((T)1 - dampening) * d;
+            buf[i] = b;
+            d = (flags & 2) ? d + momentum * b : b;
+        }
+        p[i] -= lr * d;
+    }
+}
+""",
 }
 
 _compiled: dict = {}
@@ -161,7 +307,7 @@ def _kernel(xp, name: str, dtype):
     key = (name, dtype.str)
     kernel = _compiled.get(key)
     if kernel is None:
-        code = f"typedef {_CTYPES[dtype]} T;\n" + _GRID_STRIDE + _SOURCES[name]
+        code = f"typedef {_CTYPES[dtype]} T;\n" + _GRID_STRIDE + _BITS + _SOURCES[name]
         kernel = _compiled[key] = xp.RawKernel(code, name)
     return kernel
 
@@ -228,3 +374,82 @@ def max_pool2d_backward(grad, argmax, g):
         _launch(_kernel(xp, "max_pool_bwd_kernel", grad.dtype), dx.size,
                 (grad, argmax, dx, *_i64(*_pool_args(g), dx.size)))
     return dx
+
+
+# --------------------------------------------------------------------------- batch normalisation
+
+def _double_bits(value: float):
+    return np.array(float(value), dtype=np.float64).view(np.int64)[()]
+
+
+def _partials_per_channel(values_per_channel: int) -> int:
+    """P: how many threads share one channel's sums (each takes every P-th value, at least ~32 of them)."""
+    p = min(1024, max(1, values_per_channel // 32))
+    return p - p % 32 if p >= 64 else p
+
+
+def batch_norm_stats(x, running_mean, running_var, momentum, eps):
+    """x (N, C, *) contiguous  ->  (mean, inv_std), each (C,), from the batch; updates the running
+    statistics in place when they are given (same dtype as x)."""
+    xp = get_array_module(x)
+    N, C = x.shape[:2]
+    S, M = x.size // (N * C), x.size // C
+    P = _partials_per_channel(M)
+    s1, s2 = xp.empty(C * P, dtype=xp.float64), xp.empty(C * P, dtype=xp.float64)
+    _launch(_kernel(xp, "bn_partial_sums", x.dtype), C * P, (x, s1, s2, *_i64(C, S, M, P)))
+    mean, inv_std = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    update = running_mean is not None
+    rm, rv = (running_mean, running_var) if update else (mean, inv_std)   # (unused placeholders)
+    _launch(_kernel(xp, "bn_stats", x.dtype), C,
+            (x, s1, s2, mean, inv_std, rm, rv, *_i64(C, S, M, P), _double_bits(eps), _double_bits(momentum),
+             np.int64(update)))
+    return mean, inv_std
+
+
+def batch_norm_apply(x, mean, inv_std, weight, bias):
+    """-> (xhat, out): xhat = (x - mean) * inv_std, out = xhat * weight + bias, per channel (axis 1)."""
+    xp = get_array_module(x)
+    N, C = x.shape[:2]
+    xhat, out = xp.empty_like(x), xp.empty_like(x)
+    if x.size:
+        _launch(_kernel(xp, "bn_apply", x.dtype), x.size,
+                (x, mean, inv_std, mean if weight is None else weight, mean if bias is None else bias, xhat, out,
+                 *_i64(C, x.size // (N * C), x.size, weight is not None, bias is not None)))
+    return xhat, out
+
+
+def batch_norm_grad_sums(grad, xhat):
+    """-> (sum_g, sum_gx), each (C,): per-channel sums of grad and of grad * xhat."""
+    xp = get_array_module(grad)
+    N, C = xhat.shape[:2]
+    S, M = xhat.size // (N * C), xhat.size // C
+    P = _partials_per_channel(M)
+    s1, s2 = xp.empty(C * P, dtype=xp.float64), xp.empty(C * P, dtype=xp.float64)
+    _launch(_kernel(xp, "bn_grad_partial_sums", grad.dtype), C * P, (grad, xhat, s1, s2, *_i64(C, S, M, P)))
+    sum_g, sum_gx = xp.empty(C, dtype=grad.dtype), xp.empty(C, dtype=grad.dtype)
+    _launch(_kernel(xp, "bn_grad_sums", grad.dtype), C, (s1, s2, sum_g, sum_gx, *_i64(C, P)))
+    return sum_g, sum_gx
+
+
+def batch_norm_grad_input(grad, xhat, sum_g, sum_gx, inv_std, weight):
+    """-> dx = inv_std * weight * (grad - sum_g / M - xhat * sum_gx / M), per channel."""
+    xp = get_array_module(grad)
+    N, C = xhat.shape[:2]
+    dx = xp.empty_like(xhat)
+    if dx.size:
+        _launch(_kernel(xp, "bn_grad_input", grad.dtype), dx.size,
+                (grad, xhat, sum_g, sum_gx, inv_std, inv_std if weight is None else weight, dx,
+                 *_i64(C, xhat.size // (N * C), xhat.size // C, dx.size, weight is not None)))
+    return dx
+
+
+# --------------------------------------------------------------------------- optimizers
+
+def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
+    """One fused SGD step in place on contiguous arrays (``buf`` is ignored without momentum)."""
+    flags = (1 if maximize else 0) | (2 if nesterov else 0) | (4 if first else 0) | (8 if momentum else 0)
+    if p.size:
+        xp = get_array_module(p)
+        _launch(_kernel(xp, "sgd_step", p.dtype), p.size,
+                (p, g, p if buf is None else buf, np.int64(p.size), _double_bits(lr), _double_bits(momentum),
+                 _double_bits(dampening), _double_bits(weight_decay), np.int64(flags)))

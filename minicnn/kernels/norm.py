@@ -8,7 +8,10 @@ from __future__ import annotations
 import numbers
 from typing import NamedTuple
 
+import numpy as np
+
 from ..backend import batch_slices, get_array_module, parallel_map
+from . import cuda
 from .misc import channel_sums, channel_vector, check_float_array
 
 # --------------------------------------------------------------------------- batch normalisation
@@ -69,6 +72,9 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if batch_stats and count <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(x.shape)}")
+    if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
+        return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
+                                       momentum, eps)
     xhat, out = xp.empty_like(x), xp.empty_like(x)
     mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
     if not batch_stats:
@@ -100,6 +106,37 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     return out, BatchNormCache(xhat, inv_std.reshape(shape), weight, bias is not None, batch_stats)
 
 
+def _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats, momentum, eps):
+    """``batch_norm_forward`` on CuPy arrays, through ``cuda``'s batch-norm kernels (same results)."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    shape, dtype = _per_channel(x.ndim), x.dtype
+    if batch_stats:
+        update = training and running_mean is not None
+        # the kernel updates running stats of x's dtype in place; others go through a scratch copy
+        rm, rv = ((a if a.dtype == dtype and a.flags.c_contiguous else a.astype(dtype))
+                  for a in (running_mean, running_var)) if update else (None, None)
+        mean, inv_std = cuda.batch_norm_stats(x, rm, rv, momentum, eps)
+        if update and rm is not running_mean:
+            running_mean[...], running_var[...] = rm, rv
+    else:
+        mean = xp.ascontiguousarray(running_mean, dtype=dtype)
+        inv_std = (1.0 / xp.sqrt(running_var.astype(dtype) + eps)).astype(dtype, copy=False)
+    weight = None if weight is None else xp.ascontiguousarray(weight, dtype=dtype)
+    bias = None if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
+    xhat, out = cuda.batch_norm_apply(x, mean, inv_std, weight, bias)
+    return out, BatchNormCache(xhat, inv_std.reshape(shape), weight, bias is not None, batch_stats)
+
+
+def _batch_norm_backward_gpu(grad, cache: BatchNormCache, need_x, need_w, need_b):
+    """``batch_norm_backward`` with batch statistics on CuPy arrays: 3 kernel launches (``cuda``)."""
+    xhat, inv_std, weight, has_bias, _ = cache
+    grad = get_array_module(grad).ascontiguousarray(grad)
+    sum_g, sum_gx = cuda.batch_norm_grad_sums(grad, xhat)
+    dx = cuda.batch_norm_grad_input(grad, xhat, sum_g, sum_gx, inv_std.reshape(-1), weight) if need_x else None
+    return dx, (sum_gx if need_w and weight is not None else None), (sum_g if need_b and has_bias else None)
+
+
 def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, need_b=True):
     """grad (like x)  ->  (dx, dweight (C,), dbias (C,)); None for those not needed or absent.
 
@@ -113,6 +150,8 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
         raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
                          f"got {tuple(grad.shape)}")
     xp = get_array_module(grad)
+    if xp is not np and batch_stats:
+        return _batch_norm_backward_gpu(grad, cache, need_x, need_w, need_b)
     shape = _per_channel(xhat.ndim)
     C = xhat.shape[1]
     batch_dx = need_x and batch_stats          # this dx needs both sums below, whatever is asked
