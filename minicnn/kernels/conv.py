@@ -575,7 +575,11 @@ def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):
         g4 = grad_out.reshape(g.N, G, Og, L)
         if need_x:
             xp.matmul(w3.transpose(0, 2, 1), g4, out=dx.reshape(g.N, G, Cg, L))
-        if need_w:
+        if need_w and xp is not np:   # GPU: one GEMM over the whole batch, (O, N*L) @ (N*L, C)
+            x4 = x.reshape(g.N, G, Cg, L)
+            xp.matmul(g4.transpose(1, 2, 0, 3).reshape(G, Og, g.N * L),
+                      x4.transpose(1, 0, 3, 2).reshape(G, g.N * L, Cg), out=dw)
+        elif need_w:                  # CPU: image by image, each product small enough for the cache
             x4, tmp = x.reshape(g.N, G, Cg, L), workspace(xp, "conv_dw", dw.shape, x.dtype)
             dw.fill(0)
             for n in range(g.N):
