@@ -12,8 +12,9 @@ conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
 import numpy as _np
 
 from .backend import cuda_available, get_num_threads, manual_seed, set_num_threads
-from .autograd import (Function, Tensor, arange, as_tensor, cat, from_numpy, enable_grad, full, is_grad_enabled, maximum, minimum,
-                       no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .ops import (arange, as_tensor, cat, from_numpy, full, maximum, minimum, ones, ones_like, rand, randn, stack,
+                  tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from . import functional, nn, optim, data, architectures
 from .summary import summary

@@ -93,6 +93,6 @@ def test_op_profile_times_every_op_of_a_lenet_step():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "W1 (lenet5, batch 256, 2 minicnn threads)" in proc.stdout
     rows = {line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")}
-    assert {"Conv2dFunction", "Subsample", "ScaledTanh", "other"} <= rows
+    assert {"Conv2dFunction", "SubsampleFunction", "ScaledTanhFunction", "other"} <= rows
     bad = subprocess.run([sys.executable, str(script), "W5"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "inference workload" in bad.stderr

@@ -52,7 +52,8 @@ automatically for CuPy arrays.
 """
 from .conv import (ConvCache, col2im, conv2d_backward, conv2d_forward, conv_output_size, im2col,
                    normalize_conv_padding)
-from .misc import (LinearCache, dropout_backward, dropout_forward, linear_backward, linear_forward)
+from .misc import (LinearCache, dropout_backward, dropout_forward, linear_backward, linear_forward, relu_backward,
+                   relu_forward)
 from .norm import (BatchNormCache, LRNCache, batch_norm_backward, batch_norm_forward,
                    local_response_norm_backward, local_response_norm_forward)
 from .pool import (AdaptiveAvgPoolCache, AvgPoolCache, MaxPoolCache, SubsampleCache, adaptive_avg_pool2d_backward,
@@ -64,7 +65,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward", "subsample_forward", "subsample_backward",
     "pool_output_size", "batch_norm_forward", "batch_norm_backward", "local_response_norm_forward",
-    "local_response_norm_backward", "dropout_forward", "dropout_backward", "linear_forward", "linear_backward",
+    "local_response_norm_backward", "dropout_forward", "dropout_backward", "linear_forward", "linear_backward", "relu_forward", "relu_backward",
     "ConvCache", "MaxPoolCache", "AvgPoolCache", "AdaptiveAvgPoolCache", "SubsampleCache", "BatchNormCache",
     "LRNCache", "LinearCache",
 ]

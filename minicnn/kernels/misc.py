@@ -1,5 +1,4 @@
-"""Dropout and linear (fully connected) kernels, a threaded matrix product, and the small argument
-checks every kernel shares.
+"""Dropout and linear (fully connected) kernels and a threaded matrix product.
 
 All functions take and return plain arrays (NumPy or CuPy, found with ``get_array_module``)
 and keep the dtype they are given.
@@ -10,60 +9,30 @@ import math
 import numbers
 from typing import NamedTuple
 
-from ..backend import batch_slices, get_array_module, parallel_map
+from ..backend import batch_slices, elementwise, get_array_module, parallel_map
+from ..checks import channel_vector, check_float_array, check_same_dtype, pair  # noqa: F401  (re-exported)
 
-# --------------------------------------------------------------------------- shared argument checks
+# --------------------------------------------------------------------------- ReLU
 
-
-def check_float_array(op: str, name: str, a, ndim=None, layout: str = ""):
-    """Raise a clear error unless ``a`` is a floating-point array (of ``ndim`` dimensions, when given).
-
-    ``ndim`` is an int or a tuple of allowed ints; ``layout`` names the axes for the message,
-    e.g. ``"(N, C, H, W)"``.
-    """
-    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
-        raise TypeError(f"{op}: {name} must be an array, got {type(a).__name__}")
-    if a.dtype.kind != "f":
-        raise TypeError(f"{op}: {name} must be a floating-point array, got dtype {a.dtype}")
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if a.ndim not in allowed:
-            dims = " or ".join(f"{d}-D" for d in allowed)
-            raise ValueError(f"{op}: {name} must be {dims} {layout}".rstrip() + f", got shape {tuple(a.shape)}")
+def relu_forward(x, need_mask=True):
+    """x  ->  (out, mask): out = max(x, 0), mask = out > 0 (None unless ``need_mask``).
+    Cut into row slices for the CPU threads (``backend.elementwise``)."""
+    xp = get_array_module(x)
+    out = xp.empty_like(x)
+    if not need_mask:
+        elementwise(lambda o, x: xp.maximum(x, 0, out=o), out, x)
+        return out, None
+    mask = xp.empty(x.shape, dtype=bool)
+    elementwise(lambda o, m, x: (xp.maximum(x, 0, out=o), xp.greater(o, 0, out=m)), out, mask, x)
+    return out, mask
 
 
-def check_same_dtype(op: str, x, **others):
-    """Raise TypeError unless every array in ``others`` (None allowed) has the dtype of ``x``."""
-    for name, a in others.items():
-        if a is not None and a.dtype != x.dtype:
-            raise TypeError(f"{op}: {name} has dtype {a.dtype} but the input has dtype {x.dtype}; "
-                            "cast them to the same floating dtype")
-
-
-def pair(op: str, name: str, value, minimum: int = 0):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; checks the values are ints >= ``minimum``."""
-    if isinstance(value, numbers.Integral):
-        value = (int(value), int(value))
-    try:
-        value = tuple(value)
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-    if len(value) != 2 or not all(isinstance(v, numbers.Integral) for v in value):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in value):
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-def channel_vector(op: str, name: str, a, channels: int, x):
-    """Check that an optional per-channel parameter is a 1-D array of length ``channels`` and x's dtype."""
-    if a is None:
-        return
-    check_float_array(op, name, a, 1, f"(C,) with C = {channels}")
-    if a.shape[0] != channels:
-        raise ValueError(f"{op}: {name} must have shape ({channels},) to match the {channels} channels "
-                         f"of the input, got shape {tuple(a.shape)}")
-    check_same_dtype(op, x, **{name: a})
+def relu_backward(grad, mask):
+    """dx = grad * mask."""
+    xp = get_array_module(grad)
+    dx = xp.empty(grad.shape, dtype=grad.dtype)
+    elementwise(lambda d, g, m: xp.multiply(g, m, out=d), dx, grad, mask)
+    return dx
 
 
 # --------------------------------------------------------------------------- dropout

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import architectures, backend, nn
-from ..autograd import Tensor, no_grad, zeros
+from ..autograd import Tensor, no_grad
+from ..ops import zeros
 
 
 @dataclass
