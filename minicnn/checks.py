@@ -25,10 +25,10 @@ def check_dim(op: str, dim, ndim: int) -> int:
     return int(dim) % size
 
 
-def check_shape(op: str, name: str, shape, expected) -> None:
-    """``shape == expected``, e.g. a gradient against its output's shape."""
-    if tuple(shape) != tuple(expected):
-        raise ValueError(f"{op}: {name} must have shape {tuple(expected)}, got {tuple(shape)}")
+def check_grad(op: str, grad, expected) -> None:
+    """A backward kernel's ``grad`` must have its forward output's shape."""
+    if tuple(grad.shape) != tuple(expected):
+        raise ValueError(f"{op}: grad must have the output's shape {tuple(expected)}, got {tuple(grad.shape)}")
 
 
 def check_float_array(op: str, name: str, a, ndim=None, layout: str = ""):

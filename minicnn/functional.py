@@ -40,28 +40,11 @@ class ScaledTanhFunction(Function):
     """a * tanh(b * x) (LeCun's 1.7159 * tanh(2x/3));  dx = g * a*b*(1 - tanh(bx)^2)."""
 
     def forward(self, x, a, b):
-        xp = get_array_module(x)
-        dtype = xp.result_type(x.dtype, b)        # x's float dtype; float64 for integer x, as x * b would be
-        t, out = xp.empty(x.shape, dtype=dtype), xp.empty(x.shape, dtype=dtype)
-
-        def scaled_tanh(out, t, x):            # t = tanh(b x) in place, out = a t
-            xp.tanh(xp.multiply(x, b, out=t), out=t)
-            xp.multiply(t, a, out=out)
-        backend.elementwise(scaled_tanh, out, t, x)
-        self.t, self.ab = t, a * b
+        out, self.cache = K.scaled_tanh_forward(x, a, b)
         return out
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        d = xp.empty(grad.shape, dtype=self.t.dtype)
-
-        def derivative(d, t, g):               # in place: (t^2 - 1) * (-ab) * g
-            xp.multiply(t, t, out=d)
-            d -= 1
-            d *= -self.ab
-            d *= g
-        backend.elementwise(derivative, d, self.t, grad)
-        return d
+        return K.scaled_tanh_backward(grad, self.cache)
 
 
 def scaled_tanh(x: Tensor, a: float = 1.7159, b: float = 2.0 / 3.0) -> Tensor:

@@ -39,6 +39,7 @@ import numpy as np
 from . import backend
 from .autograd import Tensor, enable_grad
 from .backend import get_array_module
+from . import kernels
 from .kernels import cuda as cuda_kernels
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
@@ -157,10 +158,8 @@ class Optimizer:
         def update(first, stop):
             for item in work[first:stop]:
                 self._update(*item)
-        # The updates are independent: on the CPU, minicnn's threads share them out (by size).
-        on_cpu = all(get_array_module(p.data) is np for p, *_ in work)
-        backend.parallel_map(update, backend.balanced_slices([p.data.size for p, *_ in work]) if on_cpu
-                             else [(0, len(work))])
+        # The updates are independent: the fast kernels share them out among the CPU threads (by size).
+        kernels.parameter_updates(update, [p.data for p, *_ in work])
         return loss
 
     def _update(self, p, grad, state, group):

@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_info
 from minicnn import backend, nn, optim
 from minicnn import functional as F
 from minicnn.autograd import Tensor
+from minicnn.kernels import misc as kernels_misc
 from minicnn.kernels import conv, misc, norm, pool
 from minicnn.kernels import reference as ref
 
@@ -280,7 +281,7 @@ def test_threaded_linear_matches_the_reference(threads):
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2),
                                   lambda ps: optim.Adam(ps, lr=0.01)])
 def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monkeypatch):
-    monkeypatch.setattr(backend, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
+    monkeypatch.setattr(kernels_misc, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
     threads_seen = set()
     rng = np.random.default_rng(5)
     shapes = [(4, 3), (7,), (2, 2, 2), (5,)]

@@ -43,7 +43,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
-from .misc import channel_sums, check_float_array, check_same_dtype, matmul, pair
+from ..checks import check_float_array, check_grad, check_same_dtype, pair
+from .misc import channel_sums, matmul
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
 # keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
@@ -528,9 +529,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     its part of dweight, and the parts are summed in slice order.
     """
     x, weight, has_bias, g = cache
-    if tuple(grad_out.shape) != (g.N, g.O, g.Ho, g.Wo):
-        raise ValueError(f"conv2d_backward: grad_out must have the output's shape {(g.N, g.O, g.Ho, g.Wo)}, "
-                         f"got {tuple(grad_out.shape)}")
+    check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
     need_b = need_b and has_bias

@@ -9,8 +9,19 @@ import math
 import numbers
 from typing import NamedTuple
 
-from ..backend import batch_slices, elementwise, get_array_module, parallel_map
+import numpy as np
+
+from ..backend import balanced_slices, batch_slices, elementwise, get_array_module, parallel_map
 from ..checks import channel_vector, check_float_array, check_same_dtype, pair  # noqa: F401  (re-exported)
+
+# --------------------------------------------------------------------------- optimizer steps
+
+def parameter_updates(update, params):
+    """An optimizer step: ``update(first, stop)`` updates parameters first..stop-1. On the CPU the
+    parameters are shared out among minicnn's threads by size; on a GPU they run in one call."""
+    on_cpu = all(get_array_module(p) is np for p in params)
+    parallel_map(update, balanced_slices([p.size for p in params]) if on_cpu else [(0, len(params))])
+
 
 # --------------------------------------------------------------------------- ReLU
 
@@ -33,6 +44,39 @@ def relu_backward(grad, mask):
     dx = xp.empty(grad.shape, dtype=grad.dtype)
     elementwise(lambda d, g, m: xp.multiply(g, m, out=d), dx, grad, mask)
     return dx
+
+
+class ScaledTanhCache(NamedTuple):
+    t: object       # tanh(b * x)
+    ab: float       # a * b
+
+
+def scaled_tanh_forward(x, a, b):
+    """out = a * tanh(b * x) (LeCun's 1.7159 * tanh(2x/3)), in row slices for the CPU threads."""
+    xp = get_array_module(x)
+    dtype = xp.result_type(x.dtype, b)        # x's float dtype; float64 for integer x, as x * b would be
+    t, out = xp.empty(x.shape, dtype=dtype), xp.empty(x.shape, dtype=dtype)
+
+    def scaled_tanh(out, t, x):            # t = tanh(b x) in place, out = a t
+        xp.tanh(xp.multiply(x, b, out=t), out=t)
+        xp.multiply(t, a, out=out)
+    elementwise(scaled_tanh, out, t, x)
+    return out, ScaledTanhCache(t, a * b)
+
+
+def scaled_tanh_backward(grad, cache: ScaledTanhCache):
+    """dx = grad * a*b * (1 - t^2), in place in one scratch array."""
+    xp = get_array_module(grad)
+    t, ab = cache
+    d = xp.empty(grad.shape, dtype=t.dtype)
+
+    def derivative(d, t, g):               # (t^2 - 1) * (-ab) * g
+        xp.multiply(t, t, out=d)
+        d -= 1
+        d *= -ab
+        d *= g
+    elementwise(derivative, d, t, grad)
+    return d
 
 
 # --------------------------------------------------------------------------- dropout

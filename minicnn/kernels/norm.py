@@ -12,7 +12,9 @@ import numpy as np
 
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
-from .misc import channel_sums, channel_vector, check_float_array
+from ..checks import check_float_array, check_grad
+from .geometry import check_batch_norm
+from .misc import channel_sums
 
 # --------------------------------------------------------------------------- batch normalisation
 
@@ -48,30 +50,11 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     Eval: the running stats are used (and left alone).  Without running stats, batch stats are
     always used, as in PyTorch.
     """
-    op = "batch_norm"
-    check_float_array(op, "x", x, None)
-    if x.ndim < 2:
-        raise ValueError(f"{op}: x must be (N, C) or (N, C, *), got shape {tuple(x.shape)}")
+    momentum, eps, batch_stats = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     C = x.shape[1]
-    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
-        if a is not None:
-            check_float_array(op, name, a, 1, f"(C,) with C = {C}")
-            if a.shape[0] != C:
-                raise ValueError(f"{op}: {name} must have shape ({C},), got {tuple(a.shape)}")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
-    channel_vector(op, "weight", weight, C, x)
-    channel_vector(op, "bias", bias, C, x)
-    if not isinstance(momentum, numbers.Real) or not isinstance(eps, numbers.Real) or eps < 0:
-        raise ValueError(f"{op}: momentum and eps must be real numbers (eps >= 0), got {momentum!r}, {eps!r}")
-    momentum, eps = float(momentum), float(eps)
+    count = x.size // C if C else 0
     xp = get_array_module(x)
     shape = _per_channel(x.ndim)
-    count = x.size // C if C else 0
-    batch_stats = training or running_mean is None
-    if batch_stats and count <= 1:
-        raise ValueError(f"{op}: expected more than 1 value per channel when training, "
-                         f"got input of shape {tuple(x.shape)}")
     if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
         return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
                                        momentum, eps)
@@ -146,9 +129,7 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     Running stats (eval): dx = grad * weight * inv_std  (a fixed per-channel scale).
     """
     xhat, inv_std, weight, has_bias, batch_stats = cache
-    if tuple(grad.shape) != tuple(xhat.shape):
-        raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
-                         f"got {tuple(grad.shape)}")
+    check_grad("batch_norm_backward", grad, xhat.shape)
     xp = get_array_module(grad)
     if xp is not np and batch_stats:
         return _batch_norm_backward_gpu(grad, cache, need_x, need_w, need_b)
@@ -241,9 +222,7 @@ def local_response_norm_backward(grad, cache: LRNCache):
     the inner sum running over channels c in [j - (size-1)//2, j + size//2] (the window, mirrored).
     """
     x, base, div, out, size, alpha, beta = cache
-    if tuple(grad.shape) != tuple(x.shape):
-        raise ValueError(f"local_response_norm_backward: grad must have the input's shape {tuple(x.shape)}, "
-                         f"got {tuple(grad.shape)}")
+    check_grad("local_response_norm_backward", grad, x.shape)
     t = _channel_window_sum(grad * out / base, (size - 1) // 2, size // 2)
     dx = grad / div
     dx -= (2.0 * alpha * beta / size) * x * t

@@ -20,7 +20,8 @@ import numpy as np
 from ..backend import batch_slices, get_array_module, parallel_map
 from . import cuda
 from .conv import pad2d, workspace
-from .misc import channel_sums, channel_vector, check_float_array, pair
+from ..checks import channel_vector, check_float_array, check_grad, pair
+from .misc import channel_sums
 
 # --------------------------------------------------------------------------- shapes
 
@@ -207,7 +208,7 @@ def _route_minus_inf_windows_inside(out, argmax, g: PoolGeometry):
 def max_pool2d_backward(grad, cache: MaxPoolCache):
     """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): each output's gradient goes to its (first) arg-max."""
     argmax, g = cache
-    _check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     if xp is not np:
         return cuda.max_pool2d_backward(grad, argmax, g)
@@ -225,9 +226,6 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     return dx
 
 
-def _check_grad(op, grad, shape):
-    if tuple(grad.shape) != tuple(shape):
-        raise ValueError(f"{op}: grad must have the output's shape {tuple(shape)}, got {tuple(grad.shape)}")
 
 
 # --------------------------------------------------------------------------- average pooling
@@ -282,7 +280,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
 def avg_pool2d_backward(grad, cache: AvgPoolCache):
     """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): every window element receives grad / divisor."""
     divisor, g = cache
-    _check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
 
@@ -370,20 +368,20 @@ def adaptive_avg_pool2d_backward(grad, cache: AdaptiveAvgPoolCache):
     (N, C, H, W), mode, rows, cols = cache
     xp = get_array_module(grad)
     if mode == "global":
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, 1, 1))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, 1, 1))
         dx = xp.empty((N, C, H, W), dtype=grad.dtype)
         dx[...] = grad * (1.0 / (H * W))
         return dx
     if mode == "identity":
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, H, W))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, H, W))
         return grad.copy()
     if mode == "blocks":
         Ho, Wo = rows, cols
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, Ho, Wo))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, Ho, Wo))
         dx = xp.empty((N, C, Ho, H // Ho, Wo, W // Wo), dtype=grad.dtype)
         dx[...] = (grad * (1.0 / ((H // Ho) * (W // Wo))))[:, :, :, None, :, None]
         return dx.reshape(N, C, H, W)
-    _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, rows.shape[0], cols.shape[0]))
+    check_grad("adaptive_avg_pool2d_backward", grad, (N, C, rows.shape[0], cols.shape[0]))
     return xp.matmul(rows.T, xp.matmul(grad, cols))
 
 
@@ -428,7 +426,7 @@ def subsample_backward(grad, cache: SubsampleCache):
     dcoeff[c] = sum grad * window_sum;  dbias[c] = sum grad;  every window element gets grad * coeff[c].
     """
     sums, coeff, has_bias, g = cache
-    _check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     dcoeff = channel_sums(grad * sums)
     dbias = channel_sums(grad) if has_bias else None
