@@ -117,10 +117,11 @@ class MinicnnRunner:
         import minicnn
         import minicnn.functional as F
         from minicnn import architectures, backend, optim
+        from minicnn.kernels.fast.memory import tune_malloc
         self.np, self.minicnn, self.F, self.architectures, self.optim = np, minicnn, F, architectures, optim
         self.device = device
         self.xp = backend.array_module(device)       # raises a clear RuntimeError without CUDA
-        backend.tune_malloc()                        # as the training CLI does (see its docstring)
+        tune_malloc()                        # as the training CLI does (see its docstring)
         minicnn.manual_seed(0)
 
     def versions(self):

@@ -11,7 +11,8 @@ conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
 """
 import numpy as _np
 
-from .backend import cuda_available, get_num_threads, manual_seed, set_num_threads
+from .backend import cuda_available, manual_seed
+from .kernels.fast.threads import get_num_threads, set_num_threads
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .ops import (arange, as_tensor, cat, from_numpy, full, maximum, minimum, ones, ones_like, rand, randn, stack,
                   tensor, where, zeros, zeros_like)

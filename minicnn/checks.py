@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 
 def check_dim(op: str, dim, ndim: int) -> int:
     """``dim`` as a non-negative index into ``ndim`` dimensions (negative counts from the end)."""

@@ -12,11 +12,10 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
-from .kernels.misc import pair
 from .autograd import Function, Tensor
 from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .backend import get_array_module
-from .checks import check_dim
+from .checks import check_dim, pair
 
 # --------------------------------------------------------------------------- activations
 
@@ -281,7 +280,7 @@ def _data(t):
 
 
 class Conv2dFunction(Function):
-    """2-D convolution by im2col + one GEMM (see ``kernels.conv``);  backward: col2im for x, GEMMs for w."""
+    """2-D convolution by im2col + one GEMM (see ``kernels.textbook``);  backward: col2im for x, GEMMs for w."""
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
         out, self.cache = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)

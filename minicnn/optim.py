@@ -40,7 +40,7 @@ from . import backend
 from .autograd import Tensor, enable_grad
 from .backend import get_array_module
 from . import kernels
-from .kernels import cuda as cuda_kernels
+from .kernels.fast import cuda as cuda_kernels
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
            "LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
@@ -258,8 +258,9 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         xp = get_array_module(p.data)
-        if xp is not np and p.data.flags.c_contiguous and grad.flags.c_contiguous and grad.dtype == p.dtype:
-            # on a GPU, one fused kernel instead of four or five array operations (and their launches)
+        if xp is not np and kernels.mode() == "fast" and p.data.flags.c_contiguous and grad.flags.c_contiguous \
+                and grad.dtype == p.dtype:
+            # fast kernels on a GPU: one fused kernel instead of the four or five array operations below
             buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:

@@ -49,6 +49,7 @@ from .autograd import Tensor, no_grad
 from .data import DataError, DataLoader, get_dataset
 from .data import transforms as T
 from .data.datasets import ArrayDataset, canonical_name
+from .kernels.fast import memory, threads
 
 # --------------------------------------------------------------------------- defaults
 
@@ -575,7 +576,7 @@ def make_parser():
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
     g.add_argument("--threads", type=_positive_int,
-                   help="CPU threads for minicnn's kernels (minicnn.backend.set_num_threads). 'none' below "
+                   help="CPU threads for minicnn's kernels (minicnn.set_num_threads). 'none' below "
                         "means as configured: $MINICNN_NUM_THREADS, else $OMP_NUM_THREADS, else every CPU "
                         f"(default: {_per_arch('threads')})")
     g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
@@ -657,14 +658,14 @@ def find_resume_checkpoint(resume, arch, out):
 def cpu_threads(n):
     """Run minicnn's kernels on ``n`` CPU threads inside the block (no-op for ``None``).
 
-    ``backend.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
+    ``threads.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
     at one thread too, so that ``--threads 1`` means one core.
     """
     if n is None:
         yield
         return
-    before = backend.get_num_threads()
-    backend.set_num_threads(n)
+    before = threads.get_num_threads()
+    threads.set_num_threads(n)
     try:
         if n == 1:
             with threadpool_limits(limits=1, user_api="blas"):
@@ -672,7 +673,7 @@ def cpu_threads(n):
         else:
             yield
     finally:
-        backend.set_num_threads(before)
+        threads.set_num_threads(before)
 
 
 def run(argv=None) -> int:
@@ -850,7 +851,7 @@ def _run(args, cleanup) -> int:
 
 
 def main(argv=None):
-    backend.tune_malloc()            # reuse large freed blocks instead of page-faulting them in again
+    memory.tune_malloc()            # reuse large freed blocks instead of page-faulting them in again
     try:
         code = run(argv)
     except KeyboardInterrupt:        # Ctrl-C before training started (loading data, building the model)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minicnn.kernels import fast
-from minicnn.kernels import conv as conv_module
+from minicnn.kernels.fast import conv as conv_module
 from minicnn.kernels import reference as R
 from minicnn.kernels import (col2im, conv2d_backward, conv2d_forward, dropout_backward, dropout_forward, im2col,
                              linear_backward, linear_forward, normalize_conv_padding)

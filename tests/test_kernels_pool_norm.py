@@ -10,7 +10,7 @@ from minicnn.kernels import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_f
                              avg_pool2d_forward, batch_norm_backward, batch_norm_forward,
                              local_response_norm_backward, local_response_norm_forward, max_pool2d_backward,
                              max_pool2d_forward, subsample_backward, subsample_forward)
-from minicnn.kernels.pool import pool_output_size
+from minicnn.kernels.geometry import pool_output_size
 
 FD = dict(rtol=1e-6, atol=1e-7)   # finite differences (float64, eps 1e-6)
 

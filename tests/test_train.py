@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+import minicnn
 from minicnn import backend, checkpoint, nn, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -281,14 +282,14 @@ def test_transforms_fit_images_to_the_model():
 
 def test_cpu_threads_sets_the_thread_count_for_the_run_and_puts_it_back():
     blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
-    threads = backend.get_num_threads()
+    threads = minicnn.get_num_threads()
     with train.cpu_threads(1):        # one thread: BLAS too
-        assert backend.get_num_threads() == 1
+        assert minicnn.get_num_threads() == 1
         assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
-    assert backend.get_num_threads() == threads
+    assert minicnn.get_num_threads() == threads
     with train.cpu_threads(3):
-        assert backend.get_num_threads() == 3
-    assert backend.get_num_threads() == threads
+        assert minicnn.get_num_threads() == 3
+    assert minicnn.get_num_threads() == threads
 
 
 def test_step_and_multistep_schedules_decay_at_the_same_epochs_after_a_warmup():

@@ -12,12 +12,13 @@ kernels); a ``*_forward`` returns ``(out, cache)`` and the matching ``*_backward
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import channel_vector, check_grad
+from ..checks import channel_vector, check_float_array, check_grad
 from .geometry import (adaptive_output_size, avg_pool_divisor_override, check_batch_norm, check_linear, conv_geometry,
                        pool_geometry)
 
@@ -326,6 +327,87 @@ def parameter_updates(update, params):
 
 
 # --------------------------------------------------------------------------- shared with the fast set
-# Dropout and local response normalisation have no faster version: both sets use these.
-from .misc import dropout_backward, dropout_forward  # noqa: E402
-from .norm import local_response_norm_backward, local_response_norm_forward  # noqa: E402
+# Dropout and local response normalisation have no faster version: ``kernels.fast`` uses these.
+
+def dropout_forward(x, p: float, training: bool, rng):
+    """Inverted dropout.  x: any shape  ->  (out, mask), out has x's shape and dtype.
+
+    out = x * mask with mask = [u >= p] / (1 - p), u ~ U[0, 1) drawn from ``rng`` (an xp random
+    ``Generator`` seeded by the caller), so E[out] = x and evaluation needs no rescaling.
+    When not training, or p == 0, dropout is the identity: returns ``(x, None)`` (x itself, no copy).
+    """
+    check_float_array("dropout", "x", x)
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1), got {p!r}")
+    p = float(p)
+    if not training or p == 0.0:
+        return x, None
+    xp = get_array_module(x)
+    draw_dtype = x.dtype if x.dtype.itemsize >= 4 else xp.float32   # Generator.random: float32/64 only
+    keep = rng.random(x.shape, dtype=draw_dtype) >= p
+    mask = xp.multiply(keep, 1.0 / (1.0 - p), dtype=x.dtype)      # the scaled mask: 0 or 1/(1-p)
+    return x * mask, mask
+
+
+def dropout_backward(grad, mask):
+    """d out / d x = mask, so dx = grad * mask (grad itself when dropout was the identity)."""
+    return grad if mask is None else grad * mask
+
+
+class LRNCache(NamedTuple):
+    """``x``: the input (a reference); ``base`` = k + alpha/size * window sum of x^2; ``div`` = base**beta."""
+    x: object
+    base: object
+    div: object
+    out: object
+    size: int
+    alpha: float
+    beta: float
+
+
+def _channel_window_sum(a, before: int, after: int):
+    """s[:, c] = sum of a[:, c - before : c + after + 1] (zero outside the channels); one add per offset."""
+    xp = get_array_module(a)
+    C = a.shape[1]
+    padded = xp.zeros((a.shape[0], C + before + after, *a.shape[2:]), dtype=a.dtype)
+    padded[:, before:before + C] = a
+    s = padded[:, 0:C].copy()
+    for t in range(1, before + after + 1):
+        s += padded[:, t:t + C]
+    return s
+
+
+def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalisation across channels.  x (N, C, *)  ->  (out like x, cache).
+
+    out = x / div,  div = (k + alpha/size * sum_{c' in window(c)} x[:, c']^2) ** beta, where the
+    window holds ``size`` channels: size//2 before c and (size-1)//2 after (zero padded), as PyTorch.
+    """
+    op = "local_response_norm"
+    check_float_array(op, "x", x, None)
+    if x.ndim < 3:
+        raise ValueError(f"{op}: x must be (N, C, *) with at least 3 dimensions, got shape {tuple(x.shape)}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
+    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
+    base = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    base *= alpha / size
+    base += k
+    div = base ** beta
+    out = x / div
+    return out, LRNCache(x, base, div, out, size, alpha, beta)
+
+
+def local_response_norm_backward(grad, cache: LRNCache):
+    """grad (like x)  ->  dx.
+
+    With D = base = k + alpha/size * sum x^2 over the window:  out_c = x_c * D_c^-beta, and
+    dx_j = grad_j / div_j - (2 alpha beta / size) * x_j * sum_{c : j in window(c)} grad_c * out_c / D_c,
+    the inner sum running over channels c in [j - (size-1)//2, j + size//2] (the window, mirrored).
+    """
+    x, base, div, out, size, alpha, beta = cache
+    check_grad("local_response_norm_backward", grad, x.shape)
+    t = _channel_window_sum(grad * out / base, (size - 1) // 2, size // 2)
+    dx = grad / div
+    dx -= (2.0 * alpha * beta / size) * x * t
+    return dx

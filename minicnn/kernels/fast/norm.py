@@ -5,16 +5,16 @@ estimate, and LRN's channel window of ``size`` with size//2 channels before and 
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import batch_slices, get_array_module, parallel_map
+from ...backend import get_array_module
+from ...checks import check_grad
+from ..geometry import check_batch_norm
 from . import cuda
-from ..checks import check_float_array, check_grad
-from .geometry import check_batch_norm
 from .misc import channel_sums
+from .threads import batch_slices, parallel_map
 
 # --------------------------------------------------------------------------- batch normalisation
 
@@ -165,65 +165,3 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     dweight = sum_gx if (need_w and weight is not None) else None
     dbias = sum_g if (need_b and has_bias) else None
     return dx, dweight, dbias
-
-
-# --------------------------------------------------------------------------- local response normalisation
-
-
-class LRNCache(NamedTuple):
-    """``x``: the input (a reference); ``base`` = k + alpha/size * window sum of x^2; ``div`` = base**beta."""
-    x: object
-    base: object
-    div: object
-    out: object
-    size: int
-    alpha: float
-    beta: float
-
-
-def _channel_window_sum(a, before: int, after: int):
-    """s[:, c] = sum of a[:, c - before : c + after + 1] (zero outside the channels); one add per offset."""
-    xp = get_array_module(a)
-    C = a.shape[1]
-    padded = xp.zeros((a.shape[0], C + before + after, *a.shape[2:]), dtype=a.dtype)
-    padded[:, before:before + C] = a
-    s = padded[:, 0:C].copy()
-    for t in range(1, before + after + 1):
-        s += padded[:, t:t + C]
-    return s
-
-
-def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
-    """Local response normalisation across channels.  x (N, C, *)  ->  (out like x, cache).
-
-    out = x / div,  div = (k + alpha/size * sum_{c' in window(c)} x[:, c']^2) ** beta, where the
-    window holds ``size`` channels: size//2 before c and (size-1)//2 after (zero padded), as PyTorch.
-    """
-    op = "local_response_norm"
-    check_float_array(op, "x", x, None)
-    if x.ndim < 3:
-        raise ValueError(f"{op}: x must be (N, C, *) with at least 3 dimensions, got shape {tuple(x.shape)}")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
-    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
-    base = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
-    base *= alpha / size
-    base += k
-    div = base ** beta
-    out = x / div
-    return out, LRNCache(x, base, div, out, size, alpha, beta)
-
-
-def local_response_norm_backward(grad, cache: LRNCache):
-    """grad (like x)  ->  dx.
-
-    With D = base = k + alpha/size * sum x^2 over the window:  out_c = x_c * D_c^-beta, and
-    dx_j = grad_j / div_j - (2 alpha beta / size) * x_j * sum_{c : j in window(c)} grad_c * out_c / D_c,
-    the inner sum running over channels c in [j - (size-1)//2, j + size//2] (the window, mirrored).
-    """
-    x, base, div, out, size, alpha, beta = cache
-    check_grad("local_response_norm_backward", grad, x.shape)
-    t = _channel_window_sum(grad * out / base, (size - 1) // 2, size // 2)
-    dx = grad / div
-    dx -= (2.0 * alpha * beta / size) * x * t
-    return dx

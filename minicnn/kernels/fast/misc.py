@@ -6,13 +6,13 @@ and keep the dtype they are given.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import balanced_slices, batch_slices, elementwise, get_array_module, parallel_map
-from ..checks import channel_vector, check_float_array, check_same_dtype, pair  # noqa: F401  (re-exported)
+from ...backend import get_array_module
+from ..geometry import check_linear
+from .threads import balanced_slices, batch_slices, elementwise, parallel_map
 
 # --------------------------------------------------------------------------- optimizer steps
 
@@ -79,34 +79,6 @@ def scaled_tanh_backward(grad, cache: ScaledTanhCache):
     return d
 
 
-# --------------------------------------------------------------------------- dropout
-
-
-def dropout_forward(x, p: float, training: bool, rng):
-    """Inverted dropout.  x: any shape  ->  (out, mask), out has x's shape and dtype.
-
-    out = x * mask with mask = [u >= p] / (1 - p), u ~ U[0, 1) drawn from ``rng`` (an xp random
-    ``Generator`` seeded by the caller), so E[out] = x and evaluation needs no rescaling.
-    When not training, or p == 0, dropout is the identity: returns ``(x, None)`` (x itself, no copy).
-    """
-    check_float_array("dropout", "x", x)
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1), got {p!r}")
-    p = float(p)
-    if not training or p == 0.0:
-        return x, None
-    xp = get_array_module(x)
-    draw_dtype = x.dtype if x.dtype.itemsize >= 4 else xp.float32   # Generator.random: float32/64 only
-    keep = rng.random(x.shape, dtype=draw_dtype) >= p
-    mask = xp.multiply(keep, 1.0 / (1.0 - p), dtype=x.dtype)      # the scaled mask: 0 or 1/(1-p)
-    return x * mask, mask
-
-
-def dropout_backward(grad, mask):
-    """d out / d x = mask, so dx = grad * mask (grad itself when dropout was the identity)."""
-    return grad if mask is None else grad * mask
-
-
 # --------------------------------------------------------------------------- linear
 
 
@@ -161,19 +133,7 @@ def linear_forward(x, weight, bias=None):
 
     out = x @ weight.T + bias   (PyTorch's layout: one row of ``weight`` per output feature).
     """
-    check_float_array("linear", "x", x)
-    if x.ndim < 1:
-        raise ValueError(f"linear: x must have at least 1 dimension (*, in_features), got shape {tuple(x.shape)}")
-    check_float_array("linear", "weight", weight, 2, "(out_features, in_features)")
-    if x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: x has {x.shape[-1]} features in its last dimension but weight expects "
-                         f"{weight.shape[1]} (weight shape {tuple(weight.shape)}, x shape {tuple(x.shape)})")
-    check_same_dtype("linear", x, weight=weight)
-    if bias is not None:
-        check_float_array("linear", "bias", bias, 1, "(out_features,)")
-        if bias.shape[0] != weight.shape[0]:
-            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-        check_same_dtype("linear", x, bias=bias)
+    check_linear(x, weight, bias)
     out = matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
     if bias is not None:
         out += bias
