@@ -17,6 +17,12 @@ from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .backend import get_array_module
 from .checks import check_dim, pair
 
+__all__ = [  # the functions, as torch.nn.functional has them (plus LeNet's scaled_tanh and subsample)
+    "relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
+    "pad", "conv2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "subsample", "batch_norm",
+    "local_response_norm", "dropout",
+]
+
 # --------------------------------------------------------------------------- activations
 
 
