@@ -1,7 +1,7 @@
 """minicnn.data: the real MNIST / Fashion-MNIST files, the DataLoader and the transforms.
 
 The real files are found through $MINICNN_DATA (set by .ci/run), else
-<repo>/../shared/data; without them those tests are skipped.
+<repo>/../shared/data (see conftest.py); without them those tests are skipped, or fail under CI=true.
 """
 import json
 import os
@@ -14,30 +14,15 @@ from minicnn.data import (CIFAR10_MEAN, CIFAR10_STD, MNIST, MNIST_MEAN, MNIST_ST
                           RandomCrop, RandomHorizontalFlip, Resize, ToFloat, get_dataset,
                           normalize_for)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def shared_data_dir():
-    """$MINICNN_DATA if set, else <repo>/../shared/data if it exists, else None."""
-    env = os.environ.get('MINICNN_DATA')
-    if env:
-        return env
-    fallback = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-    return fallback if os.path.isdir(fallback) else None
-
-
 @pytest.fixture(scope='module')
-def real_data(tmp_path_factory):
+def real_data(tmp_path_factory, mnist_dir):
     """Point MINICNN_DATA at the real files (never download; an empty cache) for this module."""
-    root = shared_data_dir()
-    if root is None or not os.path.isfile(os.path.join(root, 'mnist', 't10k-labels-idx1-ubyte.gz')):
-        pytest.skip('real MNIST files not found: set MINICNN_DATA to a folder holding mnist/ '
-                    'and fashion-mnist/ (e.g. ../shared/data)')
+    root = os.path.dirname(mnist_dir)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('MINICNN_DATA', os.path.abspath(root))
+        mp.setenv('MINICNN_DATA', root)
         mp.setenv('XDG_CACHE_HOME', str(tmp_path_factory.mktemp('cache')))
         mp.delenv('MINICNN_MIRROR', raising=False)
-        yield os.path.abspath(root)
+        yield root
 
 
 @pytest.fixture(scope='module')
@@ -92,7 +77,7 @@ def test_mnist_test_split_and_explicit_root(real_data):
     assert list(np.bincount(ds.targets)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_fashion_mnist(real_data):
+def test_fashion_mnist(real_data, fashion_mnist_dir):
     ds = FashionMNIST(train=True, download=False)
     assert ds.data.shape == (60000, 1, 28, 28) and ds.data.dtype == np.uint8
     assert list(ds.targets[:10]) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]

@@ -19,21 +19,22 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import dataset_dir, needs_mnist
 
 from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DatasetNotFoundError,
                           DownloadError, get_dataset)
 from minicnn.data import download as dl
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T10K = ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
 T10K_FIRST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
 def real_mnist_dir():
-    """Folder with the real MNIST .gz files ($MINICNN_DATA or <repo>/../shared/data), or None."""
-    base = os.environ.get('MINICNN_DATA') or os.path.join(os.path.dirname(REPO), 'shared', 'data')
-    d = os.path.join(base, 'mnist')
-    return d if all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
+    """Folder with the real MNIST t10k .gz files (conftest.DATA_ROOT, found once at start-up), or None.
+
+    Not read from the environment here: ``isolated`` below takes MINICNN_DATA away."""
+    d = dataset_dir('mnist')
+    return d if d and all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
 
 
 def md5_of(path):
@@ -157,8 +158,6 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
-needs_mnist = pytest.mark.skipif(real_mnist_dir() is None,
-                                 reason='real MNIST files not found ($MINICNN_DATA or ../shared/data)')
 
 
 def leftovers(folder):

@@ -16,21 +16,13 @@ import time
 
 import numpy as np
 import pytest
+from conftest import DATA_ROOT, needs_mnist
 from threadpoolctl import threadpool_info
 
 from minicnn import backend, checkpoint, nn, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _data_dir():
-    path = os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data")
-    return os.path.abspath(path)
-
-
-DATA = _data_dir()
-needs_mnist = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist", "t10k-images-idx3-ubyte.gz")),
-                                 reason=f"MNIST not found in {DATA} (set MINICNN_DATA)")
+DATA = DATA_ROOT
 
 # A small, fast, robust run: 2000 training images, 500 test images, 2 epochs of 63 steps (about 2 s;
 # 85-86% test accuracy for seeds 0, 1, 2).
@@ -58,7 +50,7 @@ def without_timing(rows):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, mnist_dir):
     """One complete QUICK run (2 epochs), shared by the tests below."""
     cwd = tmp_path_factory.mktemp("quick")
     proc = cli(QUICK + ["--out", "run"], cwd)
