@@ -512,7 +512,7 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = _check_dim("flatten", start_dim, self.ndim), _check_dim("flatten", end_dim, self.ndim)
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        shape = self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:]   # not -1: N=0
         return Reshape.apply(self, shape)
 
     def transpose(self, dim0, dim1):
