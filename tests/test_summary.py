@@ -153,3 +153,28 @@ def test_cli_runs_a_model_and_reports_errors():
     assert bad.returncode == 2 and "Pad 28x28 MNIST digits" in bad.stderr
     unknown = run_cli("resnet19")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_cli_options_are_parsed_as_train_parses_them():
+    """-o false/true are booleans (ast.literal_eval kept "false" a string, which is true)."""
+    result = run_cli("googlenet", "-o", "aux_logits=false")
+    assert result.returncode == 0, result.stderr
+    assert "Trainable params: 6,624,904" in result.stdout and "(6,624,904)" not in result.stdout
+    for value, params in (("false", "61,750"), ("False", "61,750"), ("true", "60,850"), ("TRUE", "60,850")):
+        result = run_cli("lenet5", "-o", f"c3_table={value}")
+        assert result.returncode == 0 and f"Total params: {params}" in result.stdout, (value, result.stderr)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["lenet5", "--num-classes", "0"], "argument --num-classes: must be a positive integer, got 0"),
+    (["lenet5", "-o", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are num_classes=10"),
+    (["lenet5", "-o", "c3_table=yes"], "lenet5 option c3_table takes true or false, got 'yes'"),
+    (["lenet5", "-o", "=1"], "expected KEY=VALUE"),
+    (["alexnet", "--input", "3,32,32"], "AlexNet: images must be at least 63x63, got 32x32"),
+])
+def test_cli_usage_errors_are_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("python -m minicnn.summary: error: ") and message in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
