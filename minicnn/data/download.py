@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 import urllib.request
 
-from ..fileio import atomic_write, fsync_dir
+from ..fileio import atomic_write, fsync_dir, remove_stale_temporaries
 
 # ----------------------------------------------------------------------------
 # What each dataset is made of
@@ -314,11 +314,13 @@ def find_file(name, filename, root=None, download=True, progress=True):
 
     Searches :func:`candidate_dirs`; the first copy found must have the right
     MD5 (else :class:`ChecksumError`). If there is none, downloads it when
-    ``download`` is true, else raises :class:`DatasetNotFoundError`.
+    ``download`` is true, else raises :class:`DatasetNotFoundError`. Temporary
+    files of downloads that were killed are removed from the folders searched.
     """
     md5 = RESOURCES[name]['files'][filename]
     dirs = candidate_dirs(name, root)
     for d in dirs:
+        remove_stale_temporaries(d)          # of downloads that were killed
         path = os.path.join(d, filename)
         if os.path.isfile(path):
             check_md5(path, md5)
@@ -361,7 +363,8 @@ def extract_archive(archive, dest):
     behind. Unsafe members (absolute paths, ``..``, devices) are refused.
     """
     os.makedirs(dest, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=dest, prefix='.extract-')
+    remove_stale_temporaries(dest)                  # an extraction or download that was killed
+    tmp = tempfile.mkdtemp(dir=dest, prefix=f'.extract-{os.getpid()}-')
     try:
         _extract_all(archive, tmp)
         for entry in os.listdir(tmp):
