@@ -3,13 +3,14 @@
 The real files are found through $MINICNN_DATA (set by .ci/run), else
 <repo>/../shared/data (see conftest.py); without them those tests are skipped, or fail under CI=true.
 """
+import gzip
 import json
 import os
 
 import numpy as np
 import pytest
 
-from minicnn.data import (CIFAR10_MEAN, CIFAR10_STD, MNIST, MNIST_MEAN, MNIST_STD, ArrayDataset,
+from minicnn.data import (CIFAR10_MEAN, CIFAR10_STD, MNIST, ChecksumError, MNIST_MEAN, MNIST_STD, ArrayDataset,
                           Compose, DataLoader, DatasetNotFoundError, FashionMNIST, Normalize, Pad,
                           RandomCrop, RandomHorizontalFlip, Resize, ToFloat, get_dataset,
                           normalize_for)
@@ -368,3 +369,22 @@ def test_compose_passes_rng_only_to_transforms():
     out = tf(x, rng=np.random.default_rng(1))
     assert out.shape == (2, 1, 2, 2) and np.all(out == 2.0)
     assert 'RandomCrop' in repr(tf)
+
+
+def test_gunzipped_idx_files_are_accepted_and_checked(real_data, tmp_path):
+    """As torchvision keeps them: train-images-idx3-ubyte without .gz, checked against its own MD5."""
+    folder = tmp_path / 'mnist'
+    folder.mkdir()
+    for name in ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
+        with gzip.open(os.path.join(real_data, 'mnist', name + '.gz'), 'rb') as src:
+            (folder / name).write_bytes(src.read())
+    ds = MNIST(root=tmp_path, train=False, download=False)
+    reference = MNIST(train=False, download=False)
+    assert ds.root == str(folder)
+    np.testing.assert_array_equal(ds.data, reference.data)
+    np.testing.assert_array_equal(ds.targets, reference.targets)
+    labels = bytearray((folder / 't10k-labels-idx1-ubyte').read_bytes())
+    labels[100] = (labels[100] + 1) % 10                       # one label changed
+    (folder / 't10k-labels-idx1-ubyte').write_bytes(bytes(labels))
+    with pytest.raises(ChecksumError, match='t10k-labels-idx1-ubyte is corrupt .* 27ae3e4e09519cfbb04c329615203637'):
+        MNIST(root=tmp_path, train=False, download=False)

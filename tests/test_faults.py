@@ -5,15 +5,19 @@ What must hold: a corrupt input is refused with an error that names the file (ne
 from deep inside, never a huge allocation, never code run from it); a failed or killed write
 leaves the previous version of the file intact, and the next run removes its temporary file.
 """
+import gzip
 import io
 import json
 import os
+import re
+import struct
 import zipfile
 
 import numpy as np
 import pytest
 
 from minicnn import checkpoint
+from minicnn.data import DataError, read_idx
 
 
 def npy_bytes(shape, descr="<f8", data=b""):
@@ -95,3 +99,39 @@ def test_damaged_checkpoints_are_refused_with_the_file_named(tmp_path, damage):
         state = checkpoint.load(path)
         checkpoint.require(state, ["model"], path)
     assert "--resume" not in str(err.value)                 # predict has no --resume
+
+
+# --------------------------------------------------------------------------- corrupt IDX files
+
+def idx_bytes(array):
+    """An unsigned-byte IDX file holding ``array``."""
+    array = np.asarray(array, np.uint8)
+    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def test_read_idx_reads_gzipped_and_plain_files(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "a.idx").write_bytes(idx_bytes(images))
+    (tmp_path / "a.idx.gz").write_bytes(gzip.compress(idx_bytes(images)))
+    for name in ("a.idx", "a.idx.gz"):
+        np.testing.assert_array_equal(read_idx(str(tmp_path / name)), images)
+
+
+CORRUPT_IDX = [
+    ("bad-magic.idx", b"\x00\x00\x0d\x01\x00\x00\x00\x02ab", "not an unsigned-byte IDX file"),
+    ("short-header.idx", b"\x00\x00\x08\x03\x00\x00", "truncated in its header"),
+    ("short-data.idx", idx_bytes(np.zeros((4, 5)))[:-3], "truncated, expected 20 bytes of data, got 17"),
+    ("extra.idx", idx_bytes(np.zeros((4, 5))) + b"!", "extra bytes after the"),
+    ("huge.idx", b"\x00\x00\x08\x03" + struct.pack(">3I", 60000, 60000, 60000), "declares a 60000x60000x60000 array"),
+    ("huge.idx.gz", gzip.compress(b"\x00\x00\x08\x02" + struct.pack(">2I", 10 ** 9, 10 ** 9)), "more data than"),
+    ("not-gzip.idx.gz", b"plain text, not gzip", "cannot be read"),
+    ("cut-gzip.idx.gz", gzip.compress(idx_bytes(np.ones((50, 50))))[:-30], "cannot be read"),
+    ("empty.idx", b"", "not an unsigned-byte IDX file"),
+]
+
+
+@pytest.mark.parametrize("name, content, problem", CORRUPT_IDX, ids=[case[0] for case in CORRUPT_IDX])
+def test_corrupt_idx_files_are_refused_naming_the_file(tmp_path, name, content, problem):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / name)) + ".*" + re.escape(problem)):
+        read_idx(str(tmp_path / name))

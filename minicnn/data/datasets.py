@@ -9,9 +9,11 @@ Files are found or downloaded by :mod:`minicnn.data.download` (look-up order:
 ``root``, ``$MINICNN_DATA``, ``~/.cache/minicnn``).
 """
 import gzip
+import math
 import os
 import pickle
 import struct
+import zlib
 
 import numpy as np
 
@@ -71,23 +73,43 @@ def _read_exactly(f, out, path):
         got += n
 
 
+#: Deflate never compresses better than about 1032 to 1: a gzip file of n bytes holds at most this many times n.
+MAX_GZIP_RATIO = 1100
+
+
 def read_idx(path):
     """Read a (gzip-compressed) IDX file of unsigned bytes into a uint8 array.
 
     The header is big-endian: magic ``0x0000 08 <ndim>`` then ``ndim`` sizes.
     The array is writable and read straight into its buffer (no extra copy).
+    A file that is not IDX, is cut short, or declares more data than it can hold (checked
+    before anything is allocated) raises :class:`~minicnn.data.DataError` naming the file.
     """
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        head = f.read(4)
-        if len(head) != 4 or head[:3] != b'\x00\x00\x08':
-            raise dl.DataError(f'{path}: not an unsigned-byte IDX file (header {head.hex()})')
-        ndim = head[3]
-        dims = struct.unpack(f'>{ndim}I', f.read(4 * ndim))
-        out = np.empty(dims, dtype=np.uint8)
-        _read_exactly(f, out, path)
-        if f.read(1):
-            raise dl.DataError(f'{path}: extra bytes after the {dims} array')
+    path = os.fspath(path)
+    gz = path.endswith('.gz')
+    try:
+        with (gzip.open if gz else open)(path, 'rb') as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:3] != b'\x00\x00\x08':
+                raise dl.DataError(f'{path}: not an unsigned-byte IDX file (header {head.hex()})')
+            ndim = head[3]
+            sizes = f.read(4 * ndim)
+            if len(sizes) != 4 * ndim:
+                raise dl.DataError(f'{path}: truncated in its header ({ndim} sizes announced)')
+            dims = struct.unpack(f'>{ndim}I', sizes)
+            holds = os.path.getsize(path) * (MAX_GZIP_RATIO if gz else 1)
+            if math.prod(dims) > holds:
+                raise dl.DataError(f'{path}: its header declares a {"x".join(map(str, dims))} array, more '
+                                   f'data than the file can hold (corrupt or not an IDX file)')
+            out = np.empty(dims, dtype=np.uint8)
+            _read_exactly(f, out, path)
+            if f.read(1):
+                raise dl.DataError(f'{path}: extra bytes after the {dims} array')
+    except (OSError, EOFError, zlib.error) as e:      # gzip.BadGzipFile is an OSError
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise dl.DataError(f'{path}: cannot be read ({type(e).__name__}: {e}); the file is damaged: '
+                           f'delete it and let it download again (or put a good copy in its place)') from e
     return out
 
 

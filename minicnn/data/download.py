@@ -53,6 +53,12 @@ RESOURCES = {
             't10k-images-idx3-ubyte.gz': '9fb629c4189551a2d022fa330f9573f3',
             't10k-labels-idx1-ubyte.gz': 'ec29112dd5afa0611ce80d1b7f02629c',
         },
+        'unpacked': {   # the same files gunzipped (as torchvision keeps them); MD5s of the gunzipped published files
+            'train-images-idx3-ubyte.gz': ('train-images-idx3-ubyte', '6bbc9ace898e44ae57da46a324031adb'),
+            'train-labels-idx1-ubyte.gz': ('train-labels-idx1-ubyte', 'a25bea736e30d166cdddb491f175f624'),
+            't10k-images-idx3-ubyte.gz': ('t10k-images-idx3-ubyte', '2646ac647ad5339dbf082846283269ea'),
+            't10k-labels-idx1-ubyte.gz': ('t10k-labels-idx1-ubyte', '27ae3e4e09519cfbb04c329615203637'),
+        },
     },
     'fashion-mnist': {
         'folder': 'fashion-mnist',
@@ -61,6 +67,12 @@ RESOURCES = {
             'train-labels-idx1-ubyte.gz': '25c81989df183df01b3e8a0aad5dffbe',
             't10k-images-idx3-ubyte.gz': 'bef4ecab320f06d8554ea6380940ec79',
             't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
+        },
+        'unpacked': {
+            'train-images-idx3-ubyte.gz': ('train-images-idx3-ubyte', 'f4a8712d7a061bf5bd6d2ca38dc4d50a'),
+            'train-labels-idx1-ubyte.gz': ('train-labels-idx1-ubyte', '9018921c3c673c538a1fc5bad174d6f9'),
+            't10k-images-idx3-ubyte.gz': ('t10k-images-idx3-ubyte', '8181f5470baa50b63fa0f6fddb340f0a'),
+            't10k-labels-idx1-ubyte.gz': ('t10k-labels-idx1-ubyte', '15d484375f8d13e6eb1aabb0c3f46965'),
         },
     },
     'cifar10': {
@@ -312,21 +324,25 @@ def _not_found(name, what, dirs, hint=''):
 def find_file(name, filename, root=None, download=True, progress=True):
     """Return the path of a verified copy of ``filename`` of dataset ``name``.
 
-    Searches :func:`candidate_dirs`; the first copy found must have the right
-    MD5 (else :class:`ChecksumError`). If there is none, downloads it when
-    ``download`` is true, else raises :class:`DatasetNotFoundError`. Temporary
-    files of downloads that were killed are removed from the folders searched.
+    Searches :func:`candidate_dirs`; in each, ``filename`` or, for a ``.gz`` file listed under
+    ``'unpacked'``, its gunzipped copy (as torchvision keeps the IDX files). The first copy
+    found must have the right MD5 (else :class:`ChecksumError`). If there is none, downloads it
+    when ``download`` is true, else raises :class:`DatasetNotFoundError`. Temporary files of
+    downloads that were killed are removed from the folders searched.
     """
     md5 = RESOURCES[name]['files'][filename]
+    unpacked = RESOURCES[name].get('unpacked', {}).get(filename)
     dirs = candidate_dirs(name, root)
     for d in dirs:
         remove_stale_temporaries(d)          # of downloads that were killed
-        path = os.path.join(d, filename)
-        if os.path.isfile(path):
-            check_md5(path, md5)
-            return path
+        for f, expected in [(filename, md5)] + ([unpacked] if unpacked else []):
+            path = os.path.join(d, f)
+            if os.path.isfile(path):
+                check_md5(path, expected)
+                return path
     if not download:
-        raise _not_found(name, f'file {filename}', dirs)
+        also = f' (or {unpacked[0]})' if unpacked else ''
+        raise _not_found(name, f'file {filename}{also}', dirs)
     return download_file(name, filename, md5, download_dir(name, root), progress=progress)
 
 
