@@ -27,6 +27,13 @@ class CommandError(Exception):
     """A runtime failure, with the one line to show: what failed and what to do."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error printed as one line ``prog: error: message`` (no usage text)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
+
+
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true",
                         help="on an error, print the full traceback too (also: MINICNN_DEBUG=1)")
@@ -166,19 +173,21 @@ def nonneg_int(text: str) -> int:
 
 
 def number_in(low: float, high: float, low_open: bool = False, high_open: bool = False):
-    """An argparse ``type``: a finite number in the interval (``[low, high]``, ends open as asked)."""
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    interval = f"{left}{low:g}, {high:g}{right}"
+    """An argparse ``type``: a finite number in ``[low, high]`` (either end open as asked; ``high`` may be inf)."""
+    if math.isinf(high):
+        interval = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a number {interval}, got {text!r}") from None
         below = value <= low if low_open else value < low
         above = value >= high if high_open else value > high
         if not math.isfinite(value) or below or above:
-            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be a finite number {interval}, got {text}")
         return value
     return parse
 

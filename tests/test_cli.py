@@ -39,7 +39,7 @@ def test_number_types_refuse_infinities_nan_and_values_outside():
     lr = cli.number_in(0, float("inf"), low_open=True)
     assert lr("0.1") == 0.1 and lr("1e30") == 1e30
     for bad in ("0", "-1", "inf", "nan", "x"):
-        with pytest.raises(argparse.ArgumentTypeError, match=r"\(0, inf\]"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"must be a (finite )?number > 0"):
             lr(bad)
     momentum = cli.number_in(0, 1, high_open=True)
     assert momentum("0") == 0 and momentum("0.99") == 0.99

@@ -150,7 +150,11 @@ def test_cli_runs_a_model_and_reports_errors():
     assert "Total params: 60,425" in result.stdout           # 60,850 - 5 * 85
     assert "Output 5 x (84 + 1)" in result.stdout and "MISMATCH" not in result.stdout
     bad = run_cli("lenet5", "--input", "1,28,28")
-    assert bad.returncode == 2 and "Pad 28x28 MNIST digits" in bad.stderr
+    assert bad.returncode == 2 and "Pad 28x28 MNIST digits" in bad.stderr and "Traceback" not in bad.stderr
+    no_gpu = run_cli("lenet5", "--device", "cuda")
+    if not minicnn.cuda_available():            # a runtime error: one line, exit 1
+        assert no_gpu.returncode == 1 and no_gpu.stderr.count("\n") == 1, no_gpu.stderr
+        assert no_gpu.stderr.startswith("python -m minicnn.summary: error: device 'cuda' is not available")
     unknown = run_cli("resnet19")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
 
@@ -175,6 +179,7 @@ def test_cli_options_are_parsed_as_train_parses_them():
 def test_cli_usage_errors_are_one_line_and_exit_2(args, message):
     result = run_cli(*args)
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("python -m minicnn.summary: error: ") and message in lines[-1], result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m minicnn.summary: error: "), result.stderr
+    assert message in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""

@@ -336,7 +336,7 @@ def _parse_shape(text: str) -> tuple:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m minicnn.summary",
         description="Print a Keras-style summary (layers, output shapes, parameters, mult-adds) "
                     "of one of minicnn's architectures.",
@@ -373,7 +373,7 @@ def main(argv=None) -> int:
         try:
             model = architectures.get(args.name, num_classes=args.num_classes, **options)
         except (ValueError, TypeError) as exc:
-            parser.error(f"{args.name}: {cli.one_line(exc)}")
+            parser.error(cli.one_line(exc))
         model.to(device)
         try:
             summary(model, shape, device=device)
