@@ -12,11 +12,13 @@ import os
 import re
 import struct
 import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minicnn import checkpoint
+from minicnn import checkpoint, predict, train
 from minicnn.data import DataError, read_idx
 
 
@@ -135,3 +137,80 @@ def test_corrupt_idx_files_are_refused_naming_the_file(tmp_path, name, content, 
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DataError, match=re.escape(str(tmp_path / name)) + ".*" + re.escape(problem)):
         read_idx(str(tmp_path / name))
+
+
+# --------------------------------------------------------------------------- predict: corrupt images and checkpoints
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width, height):
+    """A 40-byte PNG announcing width x height grey pixels (a decompression bomb's first bytes)."""
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def lenet_checkpoint(tmp_path_factory):
+    """A training checkpoint of an untrained LeNet-5 (no dataset needed): what predict reads."""
+    config = train.resolve_config(train.make_parser().parse_args(["lenet5"]))
+    config["device"] = "cpu"
+    model = train.build_model(config)
+    path = tmp_path_factory.mktemp("ckpt") / "last.npz"
+    checkpoint.save(path, {"model": model.state_dict(), "config": config, "epoch": 0})
+    return path
+
+
+def test_predict_reports_each_unreadable_image_in_one_line_and_classifies_the_others(lenet_checkpoint, tmp_path,
+                                                                                     monkeypatch, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINICNN_DEBUG", raising=False)
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(digit).save("good.png")
+    Path("bomb.png").write_bytes(png_header_only(20000, 20000))       # 400 million pixels, 40 bytes
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save("over-limit.png")
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save("far-over-limit.png")
+    Path("cut.png").write_bytes(Path("good.png").read_bytes()[:60])
+    Path("notes.txt").write_text("not an image")
+    Path("empty.png").write_bytes(b"")
+    Path("folder.png").mkdir()
+    bad = ["bomb.png", "over-limit.png", "far-over-limit.png", "cut.png", "notes.txt", "empty.png", "folder.png",
+           "missing.png"]
+    code = predict.run([str(lenet_checkpoint), "good.png", *bad[:1]] + ["--topk", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert err == ("python -m minicnn.predict: error: cannot read image bomb.png: it is too large to decode "
+                   "safely (Image size (400000000 pixels) exceeds limit of 178956970 pixels, could be "
+                   "decompression bomb DOS attack.); shrink it first\n")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)     # 40x40 draws Pillow's warning, 50x50 its error
+    code = predict.run([str(lenet_checkpoint), "good.png", *bad, "good.png"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err and out.count("\ngood.png (28x28, grey)") == 2
+    lines = err.splitlines()
+    assert [line.split(": ")[2] for line in lines] == [f"cannot read image {name}" for name in bad]
+    assert all(line.startswith("python -m minicnn.predict: error: ") for line in lines)
+    assert "too large to decode safely" in lines[1] and "too large to decode safely" in lines[2]
+    assert "No such file or directory" in lines[-1]
+
+
+def test_predict_reports_a_bad_checkpoint_in_one_line_without_resume_advice(lenet_checkpoint, tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    image = str(tmp_path / "x.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    data = lenet_checkpoint.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    state = checkpoint.load(lenet_checkpoint)
+    checkpoint.save(tmp_path / "no-arch.npz", dict(state, config={k: v for k, v in state["config"].items()
+                                                                  if k != "arch"}))
+    checkpoint.save(tmp_path / "wrong-weights.npz", dict(state, model={"c1.weight": np.zeros((2, 2), np.float32)}))
+    checkpoint.save(tmp_path / "unknown-arch.npz", dict(state, config=dict(state["config"], arch="lenet9")))
+    for name, problem in [("cut.npz", "damaged"), ("nowhere.npz", "no such file"), ("no-arch.npz", "lacks 'arch'"),
+                          ("wrong-weights.npz", "do not fit"), ("unknown-arch.npz", "unknown architecture")]:
+        code = predict.run([str(tmp_path / name), image])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1, err
+        assert err.startswith("python -m minicnn.predict: error: checkpoint ") and problem in err, err
+        assert name in err and "--resume" not in err and "Traceback" not in err
