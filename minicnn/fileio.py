@@ -23,9 +23,10 @@ def atomic_write(path, write, mode="wb"):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    tmp, stage = None, "folder"
     try:
         os.makedirs(folder, exist_ok=True)
+        stage = "file"
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=folder)
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
@@ -39,8 +40,8 @@ def atomic_write(path, write, mode="wb"):
                 os.unlink(tmp)
             except OSError:
                 pass
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = path                   # a full disk fails in write(), which names no file
+        if isinstance(exc, OSError) and stage == "file":
+            exc.filename = path     # the target, not the temporary name (and write() on a full disk names none)
         raise
     fsync_dir(folder)
     return path

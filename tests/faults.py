@@ -60,7 +60,9 @@ class FaultyFile:
         return getattr(self._f, name)
 
 
-def install(fault: str) -> None:
+def install(fault: str, patch=setattr) -> None:
+    """Install ``fault`` by ``patch(owner, name, replacement)``: ``setattr`` for good (in the subprocess
+    this script runs), or a test's ``monkeypatch.setattr`` to inject it in the test's own process."""
     kind, _, where = fault.partition(":")
     if kind in ("kill-step", "nan-step"):
         from minicnn import train
@@ -70,7 +72,7 @@ def install(fault: str) -> None:
         def train_one_epoch(model, loader, optimizer, scheduler, e, *args, **kwargs):
             return original_epoch(model, FaultyLoader(loader, e, (epoch, step), kind), optimizer, scheduler, e,
                                   *args, **kwargs)
-        train.train_one_epoch = train_one_epoch
+        patch(train, "train_one_epoch", train_one_epoch)
     elif kind in ("kill-write", "enospc-write"):
         from minicnn import checkpoint, fileio
         from minicnn.data import download
@@ -84,7 +86,7 @@ def install(fault: str) -> None:
                     return original_write(path, lambda f: write(FaultyFile(f, kind)), mode)
             return original_write(path, write, mode)
         for module in (fileio, checkpoint, download):       # each holds its own reference
-            module.atomic_write = atomic_write
+            patch(module, "atomic_write", atomic_write)
     elif kind == "readonly":
         folder = os.path.abspath(where)
         original_mkdir, original_mkstemp = os.mkdir, tempfile.mkstemp
@@ -101,7 +103,8 @@ def install(fault: str) -> None:
         def mkstemp(*args, dir=None, **kwargs):    # noqa: A002 (tempfile's own name)
             refuse(os.path.join(dir or ".", "file"))
             return original_mkstemp(*args, dir=dir, **kwargs)
-        os.mkdir, tempfile.mkstemp = mkdir, mkstemp
+        patch(os, "mkdir", mkdir)
+        patch(tempfile, "mkstemp", mkstemp)
     else:
         raise SystemExit(f"faults.py: unknown fault {fault!r}")
 

@@ -5,21 +5,31 @@ What must hold: a corrupt input is refused with an error that names the file (ne
 from deep inside, never a huge allocation, never code run from it); a failed or killed write
 leaves the previous version of the file intact, and the next run removes its temporary file.
 """
+import csv
+import functools
 import gzip
+import hashlib
+import http.server
 import io
 import json
 import os
 import re
+import signal
 import struct
+import subprocess
+import sys
+import threading
 import zipfile
 import zlib
 from pathlib import Path
 
+import faults
 import numpy as np
 import pytest
 
 from minicnn import checkpoint, predict, train
 from minicnn.data import DataError, read_idx
+from minicnn.data import download as dl
 
 
 def npy_bytes(shape, descr="<f8", data=b""):
@@ -214,3 +224,142 @@ def test_predict_reports_a_bad_checkpoint_in_one_line_without_resume_advice(lene
         assert code == 1 and err.count("\n") == 1, err
         assert err.startswith("python -m minicnn.predict: error: checkpoint ") and problem in err, err
         assert name in err and "--resume" not in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- full disk, read-only folder
+
+TINY = ["lenet5", "--limit-train", "128", "--limit-test", "64", "--epochs", "2", "--batch-size", "64", "--lr", "0.005",
+        "--warmup-epochs", "0", "--augment", "none", "--seed", "0", "--no-progress", "--out", "run"]
+
+
+def temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def history(run_dir):
+    """The metrics of each epoch of a run, without the timings."""
+    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
+        return [{k: float(v) for k, v in row.items() if k not in ("seconds", "images_per_s")}
+                for row in csv.DictReader(f)]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch, mnist_dir):
+    """Work in tmp_path, with the real data and no MINICNN_DEBUG."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MINICNN_DATA", os.path.dirname(mnist_dir))
+    monkeypatch.delenv("MINICNN_DEBUG", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, n, kept", [
+    ("config.json", 1, []),                                        # the first write of a run
+    ("last.npz", 2, ["best.npz", "config.json", "last.npz", "metrics.csv"]),   # after epoch 1: epoch 0's stays
+    ("metrics.csv", 2, ["best.npz", "config.json", "last.npz", "metrics.csv"]),
+])
+def test_a_full_disk_is_one_line_exit_1_and_keeps_every_file_written(in_tmp, monkeypatch, capsys, name, n, kept):
+    with monkeypatch.context() as m:
+        faults.install(f"enospc-write:{name}:{n}", m.setattr)
+        assert train.run(TINY) == 1
+    err = capsys.readouterr().err
+    how = "then continue with: python -m minicnn.train lenet5 --resume run." if kept else "then start the run again."
+    assert err == (f"python -m minicnn.train: error: cannot write the run's files: {os.path.join('run', name)}: "
+                   f"No space left on device (the disk is full: free some space). The files already written in run "
+                   f"are intact; fix that, {how}\n")
+    assert sorted(os.listdir("run")) == kept                      # no temporary file left either
+    if name == "last.npz":
+        assert checkpoint.load("run/last.npz")["epoch"] == 0 and checkpoint.load("run/best.npz")["epoch"] == 1
+        assert train.run(["--resume", "run", "--no-progress"]) == 0     # as the message says
+        assert [row["epoch"] for row in history("run")] == [1, 2]
+
+
+def test_a_read_only_out_folder_is_one_line_exit_1(in_tmp, monkeypatch, capsys):
+    os.mkdir("ro")
+    with monkeypatch.context() as m:
+        faults.install("readonly:ro", m.setattr)
+        assert train.run(TINY[:-1] + ["ro/run"]) == 1
+        err = capsys.readouterr().err
+        assert err == (f"python -m minicnn.train: error: cannot create the run folder: {in_tmp / 'ro' / 'run'}: "
+                       "Read-only file system (the file system is read-only: choose a writable folder). "
+                       "Choose another --out.\n")
+        assert train.run(TINY[:-1] + ["ro"]) == 1                # an existing folder that cannot be written
+        err = capsys.readouterr().err
+        assert err.startswith(f"python -m minicnn.train: error: cannot write the run's files: "
+                              f"{os.path.join('ro', 'config.json')}: Read-only file system") and err.count("\n") == 1
+    assert os.listdir("ro") == []
+
+
+# --------------------------------------------------------------------------- kill -9 during every kind of write
+
+FAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faults.py")
+REPO = os.path.dirname(os.path.dirname(FAULTS))
+
+
+def run_with_fault(fault, args, cwd, how="-m", target="minicnn.train"):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, FAULTS, fault, how, target, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tmp_path_factory, mnist_dir):
+    """The TINY run, uninterrupted."""
+    cwd = tmp_path_factory.mktemp("reference")
+    env = dict(os.environ, PYTHONPATH=REPO, MINICNN_DATA=os.path.dirname(mnist_dir))
+    proc = subprocess.run([sys.executable, "-m", "minicnn.train", *TINY], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return history(cwd / "run")
+
+
+@pytest.mark.parametrize("name, n, before", [
+    ("config.json", 1, []),                                                   # the very first write
+    ("last.npz", 1, ["config.json", "metrics.csv"]),                          # the initial weights
+    ("best.npz", 1, ["config.json", "last.npz", "metrics.csv"]),              # after epoch 1
+    ("last.npz", 2, ["best.npz", "config.json", "last.npz", "metrics.csv"]),
+    ("metrics.csv", 2, ["best.npz", "config.json", "last.npz", "metrics.csv"]),
+    ("curves.png", 1, ["best.npz", "config.json", "last.npz", "metrics.csv"]),
+], ids=["config.json", "initial-last.npz", "best.npz", "last.npz", "metrics.csv", "curves.png"])
+def test_kill_9_inside_a_write_keeps_the_old_file_and_the_next_run_cleans_up(in_tmp, tiny_reference, name, n,
+                                                                             before):
+    proc = run_with_fault(f"kill-write:{name}:{n}", TINY, in_tmp)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = temporaries("run")
+    assert len(left) == 1 and left[0].startswith(f".{name}.") and left[0].endswith(".tmp")    # half written
+    assert sorted(f for f in os.listdir("run") if not f.endswith(".tmp")) == before           # old versions only
+    if "last.npz" in before:
+        assert checkpoint.load("run/last.npz")["epoch"] == (1 if name in ("metrics.csv", "curves.png") else 0)
+    again = TINY if "last.npz" not in before else ["--resume", "run", "--no-progress"]
+    assert train.run(again) == 0
+    assert temporaries("run") == []                               # the killed write's file was removed
+    assert history("run") == pytest.approx(tiny_reference, rel=1e-5)
+    assert checkpoint.load("run/last.npz")["epoch"] == 2
+
+
+def test_kill_9_inside_a_download_and_the_next_look_up_cleans_up(tmp_path, monkeypatch):
+    payload = os.urandom(300_000)
+    md5 = hashlib.md5(payload).hexdigest()
+    www = tmp_path / "www" / "fake"
+    www.mkdir(parents=True)
+    (www / "data.bin").write_bytes(payload)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/fake/"
+        target = tmp_path / "root" / "fake" / "data.bin"
+        code = f"from minicnn.data import download; download.download_url({base + 'data.bin'!r}, {str(target)!r}, " \
+               f"md5={md5!r}, progress=False)"
+        proc = run_with_fault("kill-write:data.bin:1", [], tmp_path, how="-c", target=code)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert not target.exists() and len(temporaries(target.parent)) == 1
+        monkeypatch.setitem(dl.RESOURCES, "fake", {"folder": "fake", "files": {"data.bin": md5}})
+        monkeypatch.setenv("MINICNN_MIRROR", base)
+        monkeypatch.delenv("MINICNN_DATA", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert dl.find_file("fake", "data.bin", root=tmp_path / "root", progress=False) == str(target)
+        assert target.read_bytes() == payload and temporaries(target.parent) == []
+    finally:
+        server.shutdown()
+        server.server_close()
