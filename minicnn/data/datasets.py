@@ -11,7 +11,6 @@ Files are found or downloaded by :mod:`minicnn.data.download` (look-up order:
 import gzip
 import math
 import os
-import pickle
 import struct
 import zlib
 
@@ -153,17 +152,46 @@ class FashionMNIST(_IDXDataset):
 
 
 # ----------------------------------------------------------------------------
-# CIFAR-10 (python pickle batches inside cifar-10-python.tar.gz)
+# CIFAR-10 (the binary version: fixed-size records inside cifar-10-binary.tar.gz)
 # ----------------------------------------------------------------------------
 
-def _unpickle(path):
-    """Load one CIFAR batch (a pickled dict with bytes keys).
+CIFAR_RECORD = 1 + 3 * 32 * 32     # one label byte, then 1024 red, 1024 green, 1024 blue pixel bytes
 
-    Unpickling can run code, so this is only ever called on files whose MD5
-    was checked against the published one (or overridden on purpose).
+
+def read_cifar_batch(path):
+    """Read one CIFAR-10 binary batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``.
+
+    The file is a run of 3,073-byte records (10,000 in the published batches): a label byte in
+    0..9, then the image's red, green and blue planes, each 32x32 bytes row by row.
+    """
+    size = os.path.getsize(path)
+    if size == 0 or size % CIFAR_RECORD:
+        raise dl.DataError(f'{path}: {size} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records; '
+                           f'the file is damaged: delete it and let it download again')
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        bad = int(np.argmax(labels > 9))
+        raise dl.DataError(f'{path}: record {bad} has label {labels[bad]}, not a class 0-9; the file is damaged')
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def read_label_names(path, expected):
+    """The class names in ``batches.meta.txt`` (one per line; blank lines ignored), which must be ``expected``.
+
+    No checksum of this file is published, so its content is checked: it is plain text, and
+    nothing in it is ever run.
     """
     with open(path, 'rb') as f:
-        return pickle.load(f, encoding='bytes')
+        data = f.read(4097)
+    try:
+        names = [line.strip() for line in data.decode('ascii').splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        names = None
+    if len(data) > 4096 or names != list(expected):
+        raise dl.DataError(f'{path}: expected the CIFAR-10 class names {", ".join(expected)}, one per line; '
+                           f'the file is damaged or not from cifar-10-binary.tar.gz')
+    return names
 
 
 class CIFAR10(ArrayDataset):
@@ -175,18 +203,13 @@ class CIFAR10(ArrayDataset):
 
     def __init__(self, root=None, train=True, download=True, transform=None):
         self.train = bool(train)
-        batches = [f'data_batch_{i}' for i in range(1, 6)] if self.train else ['test_batch']
-        paths = dl.find_files(self.name, batches + ['batches.meta'], root=root, download=download)
-        data, labels = [], []
-        for b in batches:
-            d = _unpickle(paths[b])
-            data.append(np.asarray(d[b'data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(d[b'labels'], dtype=np.int64))
-        names = _unpickle(paths['batches.meta']).get(b'label_names')
-        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names] \
-            if names else type(self).classes
+        batches = [f'data_batch_{i}.bin' for i in range(1, 6)] if self.train else ['test_batch.bin']
+        paths = dl.find_files(self.name, batches + ['batches.meta.txt'], root=root, download=download)
+        parts = [read_cifar_batch(paths[b]) for b in batches]
+        classes = read_label_names(paths['batches.meta.txt'], type(self).classes)
         self.root = os.path.dirname(paths[batches[0]])
-        super().__init__(np.concatenate(data), np.concatenate(labels), classes, transform)
+        super().__init__(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                         classes, transform)
 
     def __repr__(self):
         split = 'train' if self.train else 'test'

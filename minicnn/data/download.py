@@ -43,7 +43,8 @@ from ..fileio import atomic_write, fsync_dir, remove_stale_temporaries
 
 #: Files of each dataset with their published MD5 checksums. ``None`` as a
 #: checksum means "do not check" (tests use this for files they write).
-#: CIFAR-10 comes as one archive that holds the batch files.
+#: CIFAR-10 comes as one archive that holds the batch files; its ``text_files``
+#: have no published checksum and are checked by their reader instead.
 RESOURCES = {
     'mnist': {
         'folder': 'mnist',
@@ -77,17 +78,23 @@ RESOURCES = {
     },
     'cifar10': {
         'folder': 'cifar10',
-        'archive': ('cifar-10-python.tar.gz', 'c58f30108f718f92721af3b95e74349a'),
-        'subdir': 'cifar-10-batches-py',
+        # The binary version of https://www.cs.toronto.edu/~kriz/cifar.html ("suitable for C programs"):
+        # fixed 3,073-byte records, so nothing is ever unpickled. The archive's MD5 is the one published
+        # on that page. The batch files' MD5s are those other loaders of the extracted archive publish
+        # (e.g. the Go package dldataset and several CMake fetch scripts, which agree); when minicnn
+        # extracts the archive itself, its MD5 vouches for them too.
+        'archive': ('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530'),
+        'subdir': 'cifar-10-batches-bin',
         'files': {
-            'data_batch_1': 'c99cafc152244af753f735de768cd75f',
-            'data_batch_2': 'd4bba439e000b95fd0a9bffe97cbabec',
-            'data_batch_3': '54ebc095f3ab1f0389bbae665268c751',
-            'data_batch_4': '634d18415352ddfa80567beed471001a',
-            'data_batch_5': '482c414d41f54cd18b22e5b47cb7c3cb',
-            'test_batch': '40351d587109b95175f43aff81a1287e',
-            'batches.meta': None,
+            'data_batch_1.bin': '5dd7e06a14cb22eb9f671a540d1b7c25',
+            'data_batch_2.bin': '5ea93a67294ea407fff1d09f752e9692',
+            'data_batch_3.bin': '942cd6a4bcdd0dd3c604fbe906cb4421',
+            'data_batch_4.bin': 'ae636b3ba5c66a11e91e8cb52e771fcb',
+            'data_batch_5.bin': '53f37980c15c3d472c316c40844f3f0d',
+            'test_batch.bin': '803d5f7f4d78ea53de84dbe85f74fb6d',
         },
+        # No MD5 of it is published: read as text, and it must list the ten class names (see datasets.py).
+        'text_files': ['batches.meta.txt'],
     },
 }
 
@@ -400,7 +407,8 @@ def find_archive_members(name, filenames, root=None, download=True, progress=Tru
     For each candidate folder: use ``<folder>/<subdir>/`` if it holds all the
     files; else, if ``<folder>/<archive>`` exists, verify and extract it. When
     nothing is found, download the archive (if allowed) and extract it.
-    Every file used is checked against its MD5 in :data:`RESOURCES`.
+    Every file used is checked against its MD5 in :data:`RESOURCES` (its
+    ``text_files``, which have none, by their reader).
     """
     res = RESOURCES[name]
     archive_name, archive_md5 = res['archive']
@@ -411,7 +419,8 @@ def find_archive_members(name, filenames, root=None, download=True, progress=Tru
         if not all(os.path.isfile(p) for p in paths.values()):
             return None
         for f, p in paths.items():
-            check_md5(p, res['files'][f])
+            if f not in res.get('text_files', ()):
+                check_md5(p, res['files'][f])
         return paths
 
     def extract_here(archive, folder):
