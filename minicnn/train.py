@@ -669,6 +669,27 @@ def run(argv=None) -> int:
                                  expected=(DataError,))
 
 
+#: The options every saved run config holds (what resolve_config makes).
+CONFIG_KEYS = sorted(set(COMMON_DEFAULTS) | {"arch", "in_channels", "image_size", "input_size", "eval_batch_size",
+                                              "lr", "weight_decay", "momentum", "mean", "std", "model_options",
+                                              "classes", "num_classes"})
+
+
+def _saved_config(config, path):
+    """A checkpoint's config, checked as a new run's options are (``CommandError`` if it does not hold)."""
+    if not isinstance(config, dict):
+        raise cli.CommandError(f"checkpoint {path}: its config is not a dict of options")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    problem = (f"it lacks {', '.join(missing)}" if missing
+               else f"unknown architecture {config['arch']!r}" if config["arch"] not in architectures.names()
+               else f"unknown dataset {config['dataset']!r}" if config["dataset"] not in DATASETS
+               else config_problem(config))
+    if problem:
+        raise cli.CommandError(f"checkpoint {path}: its config does not describe a run minicnn can continue: "
+                               f"{problem}. Pass a last.npz or best.npz written by python -m minicnn.train.")
+    return dict(config)
+
+
 def _resumed_config(args):
     """``(state, config, checkpoint path, run folder)`` of the run ``--resume`` names, with the options
     a resumed run may change applied; raises ``CommandError`` when it cannot be resumed as asked."""
@@ -678,7 +699,7 @@ def _resumed_config(args):
         checkpoint.require(state, ["model", "optimizer", "scheduler", "epoch", "config", "history"], ckpt_path)
     except checkpoint.CheckpointError as exc:
         raise cli.CommandError(f"{exc} (To start a new run instead, leave out --resume.)") from exc
-    config = dict(state["config"])
+    config = _saved_config(state["config"], ckpt_path)
     if args.arch and args.arch != config["arch"]:
         raise cli.CommandError(f"{ckpt_path} is a {config['arch']} run, not {args.arch}")
     saved = dict(config, model_option=config.get("model_options", {}))

@@ -27,7 +27,7 @@ import faults
 import numpy as np
 import pytest
 
-from minicnn import checkpoint, predict, train
+from minicnn import backend, checkpoint, predict, train
 from minicnn.data import DataError, read_idx
 from minicnn.data import download as dl
 
@@ -224,6 +224,11 @@ def test_predict_reports_a_bad_checkpoint_in_one_line_without_resume_advice(lene
         assert code == 1 and err.count("\n") == 1, err
         assert err.startswith("python -m minicnn.predict: error: checkpoint ") and problem in err, err
         assert name in err and "--resume" not in err and "Traceback" not in err
+    if not backend.cuda_available():
+        assert predict.run([str(lenet_checkpoint), image, "--device", "cuda"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("python -m minicnn.predict: error: device 'cuda' is not available") and \
+            err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- full disk, read-only folder
@@ -289,6 +294,25 @@ def test_a_read_only_out_folder_is_one_line_exit_1(in_tmp, monkeypatch, capsys):
     assert os.listdir("ro") == []
 
 
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c.pop("arch"), "it lacks arch"),
+    (lambda c: c.update(arch="lenet9"), "unknown architecture 'lenet9'"),
+    (lambda c: c.update(dataset="imagenet"), "unknown dataset 'imagenet'"),
+    (lambda c: c.update(schedule="multistep", milestones=[2, 1]), "--milestones: must be increasing"),
+    (lambda c: c.update(model_options={"c3_table": "yes"}), "option c3_table takes true or false"),
+], ids=["no-arch", "unknown-arch", "unknown-dataset", "milestones", "model-option"])
+def test_resuming_a_checkpoint_whose_config_is_damaged_is_one_line_exit_1(in_tmp, tiny_reference, capsys, change,
+                                                                          problem):
+    state = checkpoint.load(tiny_reference[0] / "last.npz")
+    change(state["config"])
+    checkpoint.save("last.npz", state)
+    assert train.run(["--resume", "last.npz", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m minicnn.train: error: checkpoint last.npz: its config does not describe a run "
+                          "minicnn can continue: ") and problem in err and err.count("\n") == 1, err
+    assert os.listdir(".") == ["last.npz"]
+
+
 # --------------------------------------------------------------------------- kill -9 during every kind of write
 
 FAULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faults.py")
@@ -309,7 +333,7 @@ def tiny_reference(tmp_path_factory, mnist_dir):
     proc = subprocess.run([sys.executable, "-m", "minicnn.train", *TINY], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return history(cwd / "run")
+    return cwd / "run", history(cwd / "run")
 
 
 @pytest.mark.parametrize("name, n, before", [
@@ -332,7 +356,7 @@ def test_kill_9_inside_a_write_keeps_the_old_file_and_the_next_run_cleans_up(in_
     again = TINY if "last.npz" not in before else ["--resume", "run", "--no-progress"]
     assert train.run(again) == 0
     assert temporaries("run") == []                               # the killed write's file was removed
-    assert history("run") == pytest.approx(tiny_reference, rel=1e-5)
+    assert history("run") == pytest.approx(tiny_reference[1], rel=1e-5)
     assert checkpoint.load("run/last.npz")["epoch"] == 2
 
 
