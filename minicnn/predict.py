@@ -27,7 +27,6 @@ its centre of mass); crop your image around the digit, with some margin, for bes
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
