@@ -421,16 +421,27 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-5) -> Tensor:
     """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
 
-    ``running_mean``/``running_var`` are tensors updated in place when ``training`` (unbiased
-    variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
+    ``running_mean``/``running_var`` are tensors (or NumPy/CuPy arrays) updated in place when
+    ``training`` (unbiased variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
     """
     if input.ndim not in (2, 3, 4):
         raise ValueError(f"batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
                          f"got {tuple(input.shape)}")
     if running_mean is None and not training:
         raise ValueError("batch_norm: running statistics are required in eval mode")
-    return BatchNormFunction.apply(input, _data(running_mean), _data(running_var), weight, bias,
-                           bool(training), float(momentum), float(eps))
+    return BatchNormFunction.apply(input, _running_stat("running_mean", running_mean),
+                           _running_stat("running_var", running_var), weight, bias,
+                                   bool(training), float(momentum), float(eps))
+
+
+def _running_stat(name, stat):
+    """A running statistic as the array the kernel updates in place: a Tensor's data, or a NumPy/CuPy array itself."""
+    if stat is None or isinstance(stat, Tensor):
+        return _data(stat)
+    if isinstance(stat, np.ndarray) or type(stat).__module__.startswith("cupy"):
+        return stat
+    raise TypeError(f"batch_norm: {name} must be a Tensor, a NumPy or CuPy array, or None, "
+                    f"got {type(stat).__name__}")
 
 
 class LocalResponseNormFunction(Function):

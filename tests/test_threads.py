@@ -201,6 +201,34 @@ def test_threaded_conv2d_agrees_with_one_thread_on_every_route(threads, shape, k
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * float(np.abs(want).max()))
 
 
+@pytest.mark.parametrize("routes, shape, out_channels, kernel, pad, groups", [
+    ({"transposed", "channels-last"}, (3, 32, 4, 4), 2, 3, 1, 1), ({"transposed"}, (3, 64, 3, 3), 4, 3, 1, 2),
+    ({"channels-last"}, (3, 16, 4, 4), 3, 3, 1, 1), (set(), (3, 6, 6, 6), 4, 3, 0, 1),
+    (set(), (3, 4, 12, 12), 4, 3, 1, 2), ({"full-window"}, (3, 6, 5, 5), 4, 5, 0, 1),
+    ({"1x1"}, (3, 8, 5, 5), 6, 1, 0, 1), ({"1x1"}, (3, 32, 4, 4), 8, 1, 0, 4)])
+def test_threaded_conv2d_matches_the_reference_on_every_route(threads, routes, shape, out_channels, kernel, pad,
+                                                              groups):
+    """Each route the kernel can take (the thresholds unpatched; none of them: im2col and col2im),
+    threaded, against the loop reference."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((out_channels, shape[1] // groups, kernel, kernel))
+    b = rng.standard_normal(out_channels)
+    padding = ((pad, pad), (pad, pad))
+    out, cache = conv.conv2d_forward(x, w, b, padding=padding, groups=groups)
+    g = cache.geom
+    taken = {"transposed": conv.dx_by_transposed_conv(np, g),
+             "channels-last": conv.use_channels_last(np, g.C, g.groups, g.Wo, g.N * g.Ho * g.Wo, g.O),
+             "full-window": g.full_window, "1x1": g.pointwise}
+    assert {name for name, on in taken.items() if on} == routes
+    assert len(conv._batch_slices(g, np)[0]) == 3                   # really cut for the three threads
+    np.testing.assert_allclose(out, ref.conv2d(x, w, b, padding=padding, groups=groups), atol=1e-10)
+    grad = rng.standard_normal(out.shape)
+    for got, want in zip(conv.conv2d_backward(grad, cache),
+                         ref.conv2d_backward(grad, x, w, padding=padding, groups=groups)):
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
 @shared_fixture
 @given(n=st.integers(1, 6), size=st.integers(2, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
        pad=st.integers(0, 1), ceil=st.booleans())
@@ -238,6 +266,8 @@ def test_threaded_subsampling_matches_the_reference(threads):
 @pytest.mark.parametrize("shape", [(4, 7, 3, 3), (6, 5), (3, 4, 2, 2, 2)])
 @pytest.mark.parametrize("training", [True, False])
 def test_threaded_batch_norm_matches_the_reference_and_one_thread(threads, shape, training):
+    """Forward against the reference, backward against finite differences of the reference, and both
+    against the one-thread run."""
     rng = np.random.default_rng(2)
     C = shape[1]
     x, grad = rng.standard_normal(shape), rng.standard_normal(shape)
@@ -252,6 +282,14 @@ def test_threaded_batch_norm_matches_the_reference_and_one_thread(threads, shape
         np.testing.assert_allclose(running[0], 0.9 * before[0] + 0.1 * mean, atol=1e-12)
         np.testing.assert_allclose(running[1], 0.9 * before[1] + 0.1 * var * count / (count - 1), atol=1e-12)
     grads = norm.batch_norm_backward(grad, cache)
+
+    def reference(x_, w_, b_):
+        mean_, var_ = ref.batch_stats(x_) if training else before
+        return ref.batch_norm(x_, mean_, var_, w_, b_)
+    for got, want in zip(grads, (ref.numerical_gradient(lambda v: reference(v, weight, bias), x, grad),
+                                 ref.numerical_gradient(lambda v: reference(x, v, bias), weight, grad),
+                                 ref.numerical_gradient(lambda v: reference(x, weight, v), bias, grad))):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     fresh = [r.copy() for r in before]
     _, cache1 = one_thread(lambda: norm.batch_norm_forward(x, *fresh, weight, bias, training=training))
     for got, want in zip(grads, one_thread(lambda: norm.batch_norm_backward(grad, cache1))):
@@ -278,9 +316,24 @@ def test_threaded_linear_matches_the_reference(threads):
     np.testing.assert_allclose(db, grad.reshape(-1, 5).sum(axis=0), atol=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2),
-                                  lambda ps: optim.Adam(ps, lr=0.01)])
-def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monkeypatch):
+def sgd_by_hand(p, g, state, t, lr=0.1, momentum=0.9, weight_decay=1e-2):
+    """torch.optim.SGD's documented update (no dampening, no Nesterov), in float64."""
+    g = g + weight_decay * p
+    state["buf"] = g if t == 1 else momentum * state["buf"] + g
+    return p - lr * state["buf"]
+
+
+def adam_by_hand(p, g, state, t, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+    """torch.optim.Adam's documented update, in float64."""
+    state["m"] = beta1 * state.get("m", 0.0) + (1 - beta1) * g
+    state["v"] = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
+    return p - lr * (state["m"] / (1 - beta1 ** t)) / (np.sqrt(state["v"] / (1 - beta2 ** t)) + eps)
+
+
+@pytest.mark.parametrize("make, by_hand", [
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2), sgd_by_hand),
+    (lambda ps: optim.Adam(ps, lr=0.01), adam_by_hand)])
+def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, by_hand, monkeypatch):
     monkeypatch.setattr(misc, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
     threads_seen = set()
     rng = np.random.default_rng(5)
@@ -305,6 +358,11 @@ def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monke
     assert threads_seen == {threading.get_ident()}
     for got, want in zip(threaded, serial):
         np.testing.assert_array_equal(got, want)
+    for got, p, g in zip(threaded, values, grads):           # and both are the documented update
+        p, g, state = p.astype(np.float64), g.astype(np.float64), {}
+        for t in (1, 2, 3):
+            p = by_hand(p, g, state, t)
+        np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-6)
 
 
 def _three_way(n):

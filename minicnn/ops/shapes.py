@@ -4,6 +4,8 @@ and the conversions ``to`` (dtype or device) and ``clone``; each a ``Function`` 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import backend
@@ -161,7 +163,8 @@ def flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return self.reshape(1)
     start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
-    return ReshapeFunction.apply(self, self.shape[:start] + (-1,) + self.shape[end + 1:])
+    merged = math.prod(self.shape[start:end + 1])            # not -1: reshape cannot resolve it for N = 0
+    return ReshapeFunction.apply(self, self.shape[:start] + (merged,) + self.shape[end + 1:])
 
 
 def transpose(self, dim0, dim1):
