@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_info
 from minicnn import backend, nn, optim
 from minicnn import functional as F
 from minicnn.autograd import Tensor
+from minicnn import kernels
 from minicnn.kernels.fast import conv, misc, norm, pool
 from minicnn.kernels.fast import threads as fast_threads
 from minicnn.kernels import reference as ref
@@ -34,7 +35,8 @@ def threads(monkeypatch):
     monkeypatch.setattr(fast_threads, "MIN_ELEMENTWISE_VALUES", 0)
     before = fast_threads.get_num_threads()
     fast_threads.set_num_threads(3)
-    yield 3
+    with kernels.use("fast"):            # the threads are the fast kernels' (also under MINICNN_KERNELS=textbook)
+        yield 3
     fast_threads.set_num_threads(before)
 
 
