@@ -37,7 +37,8 @@ from . import backend, checkpoint, cli
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import transforms as T
-from .train import build_model, make_transform
+from .data.pipeline import make_transform
+from .training.setup import build_model
 
 #: The options of a training run's config that predicting needs.
 CONFIG_KEYS = ["arch", "dataset", "num_classes", "in_channels", "image_size", "input_size", "mean", "std"]
