@@ -96,7 +96,7 @@ def read_image(path, channels: int):
     try:
         from PIL import Image
     except ImportError:
-        raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])")
+        raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -100,7 +100,7 @@ def install(fault: str, patch=setattr) -> None:
             refuse(path)
             return original_mkdir(path, *args, **kwargs)
 
-        def mkstemp(*args, dir=None, **kwargs):    # noqa: A002 (tempfile's own name)
+        def mkstemp(*args, dir=None, **kwargs):
             refuse(os.path.join(dir or ".", "file"))
             return original_mkstemp(*args, dir=dir, **kwargs)
         patch(os, "mkdir", mkdir)

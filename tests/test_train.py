@@ -20,7 +20,7 @@ from conftest import DATA_ROOT, needs_mnist
 from threadpoolctl import threadpool_info
 
 import minicnn
-from minicnn import backend, checkpoint, nn, optim, train, training
+from minicnn import checkpoint, nn, optim, train, training
 from minicnn.data import pipeline
 from minicnn.kernels.fast import threads as fast_threads
 
