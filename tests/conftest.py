@@ -30,6 +30,30 @@ def _seed():
     yield
 
 
+# --------------------------------------------------------------------------- both kernel sets
+
+#: Test folders whose tests run twice, once with each kernel set (fast and textbook), unless
+#: MINICNN_KERNELS picks one for the whole run.
+BOTH_KERNEL_SETS = {"kernels", "architectures"}
+
+
+def pytest_generate_tests(metafunc):
+    folder = os.path.basename(os.path.dirname(str(metafunc.definition.path)))
+    if folder in BOTH_KERNEL_SETS and not os.environ.get("MINICNN_KERNELS"):
+        metafunc.fixturenames.append("kernel_set")
+        metafunc.parametrize("kernel_set", ["fast", "textbook"])
+
+
+@pytest.fixture(autouse=True)
+def _kernel_set(request):
+    """Runs the test under the kernel set of its ``kernel_set`` parameter (if it has one)."""
+    if "kernel_set" not in request.fixturenames:
+        yield
+        return
+    with minicnn.kernels.use(request.getfixturevalue("kernel_set")):
+        yield
+
+
 # --------------------------------------------------------------------------- the real datasets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

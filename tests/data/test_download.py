@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import dataset_dir, needs_mnist
+from conftest import REPO, dataset_dir, needs_mnist
 
 from minicnn import checkpoint
 from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DataLoader, DatasetNotFoundError,
@@ -467,7 +467,7 @@ def test_no_loader_unpickles_anything(isolated, monkeypatch, cifar_md5_override,
 
 
 def test_no_module_of_minicnn_imports_pickle():
-    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'minicnn')
+    package = os.path.join(REPO, 'minicnn')
     for folder, _, files in os.walk(package):
         for name in files:
             if name.endswith('.py'):

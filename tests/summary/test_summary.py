@@ -13,7 +13,7 @@ from minicnn import architectures as A
 from minicnn import nn
 from minicnn.summary import LayerRow, ModelSummary, summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 LENET_ROWS = [   # name, type, output shape, params, mult-adds
     ("c1", "Conv2d", (1, 6, 28, 28), 156, 28 * 28 * 6 * 25),
