@@ -7,18 +7,21 @@
 
 Modules: ``backend`` (NumPy or CuPy), ``autograd`` (Tensor, backward), ``kernels`` (plain-array
 conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
-``architectures``, ``data``; ``gradcheck`` checks gradients numerically.
+``architectures``, ``data``; ``gradcheck`` checks gradients numerically; ``save_weights`` /
+``load_weights`` read and write safetensors files (``weights``).
 """
 import numpy as _np
+
+__version__ = "0.1.0"          # first, so that submodules can read it while the package loads
 
 from .backend import cuda_available, get_num_threads, manual_seed, set_num_threads
 from .autograd import (Function, Tensor, arange, as_tensor, cat, from_numpy, enable_grad, full, is_grad_enabled, maximum, minimum,
                        no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
-from . import functional, nn, optim, data, architectures
+from . import functional, nn, optim, data
+from .weights import load_weights, read_weights, save_weights
+from . import architectures
 from .summary import summary
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
-
-__version__ = "0.1.0"
