@@ -10,6 +10,8 @@ conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
 ``architectures``, ``data``; ``gradcheck`` checks gradients numerically; ``save_weights`` /
 ``load_weights`` read and write safetensors files (``weights``).
 """
+import sys as _sys
+
 import numpy as _np
 
 __version__ = "0.1.0"          # first, so that submodules can read it while the package loads
@@ -22,6 +24,8 @@ from . import functional, nn, optim, data
 from .weights import load_weights, read_weights, save_weights
 from . import architectures
 from .summary import summary
+from . import onnx_export as onnx                    # minicnn.onnx.export(...); the package name avoids shadowing onnx
+_sys.modules.setdefault(__name__ + ".onnx", onnx)    # so that `import minicnn.onnx` works too (as os.path does)
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
