@@ -123,6 +123,9 @@ def test_export_leaves_the_model_in_its_mode_and_is_importable_both_ways(tmp_pat
     model.train()
     minicnn.onnx.export(model, minicnn.randn(2, 3), tmp_path / "m.onnx")
     assert model.training and model[1].training
+    model[1].eval()                                  # a mixed state comes back as it was
+    minicnn.onnx.export(model, minicnn.randn(2, 3), tmp_path / "m.onnx")
+    assert model.training and model[0].training and not model[1].training
     model.eval()
     minicnn.onnx.export(model, minicnn.randn(2, 3), tmp_path / "m.onnx")
     assert not model.training

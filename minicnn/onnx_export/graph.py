@@ -158,7 +158,8 @@ def export(model: Module, example_input, path, *, input_names=("input",), output
     """Write ``model`` as an ONNX file at ``path`` (atomically) and return the ``onnx.ModelProto``.
 
     Like ``torch.onnx.export(model, example_input, path)``: the graph is what the model
-    computes in eval mode (the model is switched to eval for the export and back afterwards),
+    computes in eval mode (the model is switched to eval for the export, and every sub-module
+    back to its own mode afterwards),
     float32, with the example input's shape; the batch dimension is named ``N`` and left free
     unless ``dynamic_batch=False``.  The weights are stored as initializers named by their
     state_dict keys.  ``check`` runs ``onnx.checker.check_model`` (with shape inference) on
@@ -184,7 +185,7 @@ def export(model: Module, example_input, path, *, input_names=("input",), output
         raise ValueError(f"onnx.export: opset_version must be an int >= {OPSET}, got {opset_version!r}")
     (input_name,), (output_name,) = _one_name(input_names, "input_names"), _one_name(output_names, "output_names")
 
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]      # restored one by one: mixed modes survive
     model.eval()
     try:
         with no_grad():
@@ -196,7 +197,8 @@ def export(model: Module, example_input, path, *, input_names=("input",), output
             graph._names.update((input_name, output_name))       # no intermediate value takes these names
             out = graph.call(model, "", Value(input_name, example_input))
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     _check_same(out.tensor, expected, model)
 
     if out.name == input_name or out.name not in [o for n in graph.nodes for o in n.output]:
