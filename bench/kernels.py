@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minicnn.kernels import conv as conv_module  # noqa: E402
+from minicnn.kernels.fast import conv as conv_module  # noqa: E402
 from minicnn.kernels import (conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward,  # noqa: E402
                              normalize_conv_padding)
 

@@ -38,6 +38,7 @@ def main(argv=None):
     import minicnn
     import minicnn.functional as F
     from minicnn import architectures, autograd, backend, optim
+    from minicnn.kernels.fast.memory import tune_malloc
     sys.path.insert(0, str(REPO_ROOT / "bench"))
     from run import WORKLOADS
 
@@ -45,9 +46,9 @@ def main(argv=None):
     spec["batch"] *= args.batch_scale or (4 if args.device == "cuda" else 1)
     if spec["mode"] != "train":
         p.error(f"{args.workload} is an inference workload; this tool times train steps")
-    backend.tune_malloc()
+    tune_malloc()
     if args.threads:
-        backend.set_num_threads(args.threads)
+        minicnn.set_num_threads(args.threads)
     minicnn.manual_seed(0)
     model = architectures.get(spec["model"], num_classes=spec["classes"], in_channels=spec["input"][0],
                               **spec["options"]).to(args.device)
@@ -123,7 +124,7 @@ def main(argv=None):
     times.clear()
     total = run_steps()
     per_op = {key: t / args.steps * 1e3 for key, t in times.items()}
-    print(f"{args.workload} ({spec['model']}, batch {spec['batch']}, {backend.get_num_threads()} minicnn threads): "
+    print(f"{args.workload} ({spec['model']}, batch {spec['batch']}, {minicnn.get_num_threads()} minicnn threads): "
           f"{total:.1f} ms per train step, mean of {args.steps}, on {args.device}"
           + (f" ({untimed:.1f} ms without the per-op synchronisations)" if args.device == "cuda" else "") + "\n")
     print("| op | forward ms | backward ms | share of the step |\n|---|---:|---:|---:|")

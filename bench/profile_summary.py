@@ -61,7 +61,7 @@ def short(frame, with_line=False):
     return f"{name} {func}" if name else func
 
 
-WORKER_MARKER = "_worker_loop (" # a minicnn worker thread (backend.parallel_map) running a slice of a kernel
+WORKER_MARKER = "_worker_loop (" # a minicnn worker thread (kernels.fast.threads.parallel_map) running a slice of a kernel
 
 
 def summarise(path, top=25, step_marker="step (run.py"):

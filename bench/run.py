@@ -117,10 +117,11 @@ class MinicnnRunner:
         import minicnn
         import minicnn.functional as F
         from minicnn import architectures, backend, optim
+        from minicnn.kernels.fast.memory import tune_malloc
         self.np, self.minicnn, self.F, self.architectures, self.optim = np, minicnn, F, architectures, optim
         self.device = device
         self.xp = backend.array_module(device)       # raises a clear RuntimeError without CUDA
-        backend.tune_malloc()                        # as the training CLI does (see its docstring)
+        tune_malloc()                        # as the training CLI does (see its docstring)
         minicnn.manual_seed(0)
 
     def versions(self):
@@ -498,6 +499,10 @@ def spawn(args, worker: str, framework: str) -> dict:
     return result
 
 
+class BenchError(Exception):
+    """A runtime failure of the runner, with its one-line message (what failed, what to do)."""
+
+
 def check_device(args):
     """``--device cuda`` must fail early and clearly where minicnn cannot use a GPU."""
     if args.device == "cpu":
@@ -508,7 +513,7 @@ def check_device(args):
         try:
             backend.cupy_module()
         except RuntimeError as exc:
-            sys.exit(f"run.py: --device cuda is not available here: {exc}")
+            raise BenchError(f"--device cuda is not available here: {exc}") from exc
 
 
 def torch_installed() -> bool:
@@ -554,10 +559,7 @@ def load_average():
 
 def parent_main(args) -> int:
     check_device(args)
-    workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in workloads if w not in WORKLOADS]
-    if unknown:
-        sys.exit(f"run.py: unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
+    workloads = args.workload_ids
     frameworks = ["minicnn"]
     notes = []
     if args.compare == "torch":
@@ -612,10 +614,13 @@ def parent_main(args) -> int:
 
     markdown = render_markdown(report)
     print(markdown)
-    if args.markdown:
-        Path(args.markdown).write_text(markdown + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    for path, text in ((args.markdown, markdown + "\n"), (args.json, json.dumps(report, indent=1) + "\n")):
+        if path:
+            try:
+                Path(path).write_text(text)
+            except OSError as exc:
+                raise BenchError(f"cannot write {path}: {exc.strerror or exc} (the results are printed above; "
+                                 "choose another path)") from exc
     failed = [f"{e['id']}/{fw}" for e in report["workloads"] for fw, r in e["results"].items() if r["status"] != "ok"]
     return 1 if failed else 0
 
@@ -773,8 +778,16 @@ def render_markdown(report) -> str:
 
 # --------------------------------------------------------------------------- command line
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line ``run.py: error: ...`` and exit status 2 (minicnn.cli's policy; this
+    file imports only the standard library at module level, so it has its own few lines)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Workloads:\n" + "\n".join(
                                     f"  {k}: {v['model']} {v['mode']} batch {v['batch']} "
@@ -809,6 +822,7 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the Markdown table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--debug", action="store_true", help="on an error, print the traceback too (also: MINICNN_DEBUG=1)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--framework", choices=FRAMEWORKS, default="minicnn", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -822,6 +836,15 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup is not None and args.warmup < 0:
         p.error("--warmup must be at least 0")
+    for name, low, high in (("budget", 0, None), ("timeout", 0, None), ("wait_max", 0, None), ("wait_idle", 0, 1)):
+        value = getattr(args, name)
+        if not (value >= low and (high is None or value <= high)) or value in (float("inf"), float("-inf")):
+            p.error(f"--{name.replace('_', '-')} must be a finite number "
+                    + (f"in [{low}, {high}]" if high is not None else f">= {low}") + f", got {value}")
+    args.workload_ids = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in args.workload_ids if w not in WORKLOADS]
+    if unknown or not args.workload_ids:
+        p.error(f"unknown workload(s) {', '.join(unknown) or repr(args.workloads)}; choose from {', '.join(WORKLOADS)}")
     return args
 
 
@@ -830,7 +853,14 @@ def main(argv=None) -> int:
     if args.worker:
         set_thread_env(args.threads)     # before NumPy / PyTorch are imported
         return worker_main(args)
-    return parent_main(args)
+    try:
+        return parent_main(args)
+    except BenchError as exc:            # a runtime error: one line, exit 1 (--debug: the traceback too)
+        if args.debug or os.environ.get("MINICNN_DEBUG", "").strip().lower() not in ("", "0", "false", "no"):
+            import traceback
+            traceback.print_exc()
+        print(f"run.py: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

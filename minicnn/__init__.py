@@ -16,9 +16,11 @@ import numpy as _np
 
 __version__ = "0.1.0"          # first, so that submodules can read it while the package loads
 
-from .backend import cuda_available, get_num_threads, manual_seed, set_num_threads
-from .autograd import (Function, Tensor, arange, as_tensor, cat, from_numpy, enable_grad, full, is_grad_enabled, maximum, minimum,
-                       no_grad, ones, ones_like, rand, randn, stack, tensor, where, zeros, zeros_like)
+from .backend import cuda_available, manual_seed
+from .kernels.fast.threads import get_num_threads, set_num_threads
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .ops import (arange, as_tensor, cat, from_numpy, full, maximum, minimum, ones, ones_like, rand, randn, stack,
+                  tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from . import functional, nn, optim, data
 from .weights import load_weights, read_weights, save_weights

@@ -28,6 +28,7 @@ and what to do.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 
@@ -133,16 +134,46 @@ def _fail(path, problem, advice):
 
 _CORRUPT_ADVICE = ("The file is damaged (truncated or partly overwritten, e.g. by an interrupted copy or a full "
                    "disk; minicnn itself replaces checkpoints atomically). Use the run's other checkpoint "
-                   "(best.npz or last.npz), or start a new run without --resume.")
+                   "(best.npz or last.npz) instead.")
+
+#: A deflated zip member holds at most about 1032 times its compressed size.
+MAX_DEFLATE_RATIO = 1100
+
+
+def _check_sizes(path, archive: zipfile.ZipFile) -> None:
+    """Refuse, before anything is allocated, an archive whose arrays declare more data than it holds.
+
+    Each ``.npy`` member's header declares a shape and dtype; an array is read only if those
+    bytes are what the member really holds, and the member fits in the file (a 617-byte file
+    declaring a 149 GiB array would otherwise be allocated first and read after).
+    """
+    size = os.path.getsize(path)
+    for info in archive.infolist():
+        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
+        if info.compress_size > size or info.file_size > limit:
+            _fail(path, f"its entry {info.filename!r} declares {info.file_size} bytes, more than the file holds",
+                  _CORRUPT_ADVICE)
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                _fail(path, f"its entry {info.filename!r} has an unknown array format {version}", _CORRUPT_ADVICE)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(f)
+            header = f.tell()
+        if dtype.hasobject:
+            _fail(path, f"its entry {info.filename!r} holds Python objects, which minicnn never loads",
+                  "Pass a last.npz or best.npz written by `python -m minicnn.train`.")
+        declared = math.prod(shape) * dtype.itemsize
+        if declared != info.file_size - header:
+            _fail(path, f"its entry {info.filename!r} declares a {'x'.join(map(str, shape)) or 'scalar'} {dtype} "
+                        f"array ({declared} bytes) but holds {info.file_size - header} bytes", _CORRUPT_ADVICE)
 
 
 def load(path) -> dict:
     """Load a checkpoint written by :func:`save`; raise :class:`CheckpointError` with advice if it can't."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        _fail(path, "no such file",
-              "Check the path; a run folder holds last.npz (after each epoch) and best.npz. "
-              "To start from scratch, leave out --resume.")
+        _fail(path, "no such file", "Check the path; a run folder holds last.npz (after each epoch) and best.npz.")
     if os.path.isdir(path):
         _fail(path, "is a folder, not a checkpoint file", "Pass a .npz file such as last.npz inside it.")
     if os.path.getsize(path) == 0:
@@ -154,10 +185,12 @@ def load(path) -> dict:
                 _fail(path, f"not a minicnn checkpoint (an .npz file without '{_META}'; "
                             f"it holds {sorted(names)[:5]})",
                       "Pass a last.npz or best.npz written by `python -m minicnn.train`.")
+            _check_sizes(path, archive.zip)
             arrays = {name: archive[name] for name in names}   # reads (and CRC-checks) every entry now
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, zipfile.LargeZipFile) as exc:
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, zipfile.LargeZipFile,
+            NotImplementedError) as exc:                     # (an unsupported zip compression method)
         _fail(path, f"cannot be read ({type(exc).__name__}: {exc})", _CORRUPT_ADVICE)
     try:
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
@@ -177,6 +210,9 @@ def load(path) -> dict:
 
 def require(state: dict, keys, path) -> None:
     """Raise :class:`CheckpointError` unless every key in ``keys`` is in the loaded ``state``."""
+    if not isinstance(state, dict):
+        _fail(path, f"it holds a {type(state).__name__}, not a dict of named parts",
+              "Pass a training checkpoint (last.npz or best.npz of a run).")
     missing = [k for k in keys if k not in state]
     if missing:
         _fail(path, f"it lacks {', '.join(repr(k) for k in missing)}",

@@ -16,22 +16,19 @@ prefix; bfloat16 tensors become float32 (NumPy has no bfloat16), other dtypes st
 ``--arch NAME`` (with ``--num-classes``, ``--model-option KEY=VALUE``) first checks that the weights
 load into that minicnn architecture; nothing is written if they do not.
 
-Exit codes: 0 written; 1 the conversion failed (one line says what and what to do; ``--debug``
-adds the traceback); 2 bad command line (nothing is read or written).
+Exit codes (the policy of :mod:`minicnn.cli`): 0 written; 1 the conversion failed (one line
+``python -m minicnn.convert: error: ...`` says what and what to do, nothing is written; ``--debug``
+or ``MINICNN_DEBUG=1`` adds the traceback); 2 bad command line (one line; nothing is read or written).
 """
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
 import re
 import sys
-import traceback
 
 import numpy as np
 
-from . import architectures
-from .train import _model_option as parse_model_option      # KEY=VALUE, as train's --model-option
+from . import architectures, cli
 from .weights import MAPPINGS, save_weights
 
 PROG = "python -m minicnn.convert"
@@ -39,19 +36,11 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
-class ConversionError(Exception):
-    """A conversion failed for a reason the user can fix; the message says what to do."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, ``prog: error: ...``, and exit status 2 (nothing else)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+ConversionError = cli.CommandError      # a runtime failure: the message says what failed and what to do
 
 
 def make_parser():
-    p = _Parser(
+    p = cli.ArgumentParser(
         prog=PROG, description="Convert a PyTorch checkpoint (a state_dict saved with torch.save) to a safetensors "
                                "file that minicnn.load_weights and architectures.get(name, weights=...) read. "
                                "Needs PyTorch; the .pth file is read with torch.load(weights_only=True) only.")
@@ -62,10 +51,11 @@ def make_parser():
                                                                "torchvision's (timm: VGG's head)")
     p.add_argument("--arch", choices=architectures.names(), help="check that the weights load into this minicnn "
                                                                  "architecture before writing")
-    p.add_argument("--num-classes", type=int, help="with --arch: the number of classes (default: the model's)")
-    p.add_argument("--model-option", action="append", type=parse_model_option, metavar="KEY=VALUE",
-                   help="with --arch: a builder option, e.g. aux_logits=false (repeatable)")
-    p.add_argument("--debug", action="store_true", help="show the traceback when the conversion fails")
+    p.add_argument("--num-classes", type=cli.positive_int, metavar="N",
+                   help="with --arch: the number of classes (default: the model's)")
+    p.add_argument("--model-option", "-o", action="append", type=cli.parse_option, metavar="KEY=VALUE",
+                   help="with --arch: a builder option, e.g. aux_logits=false (repeatable; as in train)")
+    cli.add_debug_option(p)
     return p
 
 
@@ -74,35 +64,37 @@ def read_torch_state(path) -> tuple[dict, list]:
     try:
         import torch
     except ImportError:
-        raise ConversionError("reading a PyTorch checkpoint needs PyTorch, which is not installed: pip install torch "
-                              "(minicnn itself does not need it)") from None
+        raise ConversionError("reading a PyTorch checkpoint needs PyTorch, which is not installed. Install it where "
+                              "you convert (pip install torch); minicnn itself never needs it") from None
     if not os.path.exists(path):
-        raise ConversionError(f"{path}: no such file; check the path")
+        raise ConversionError(f"{path}: no such file. Check the path")
     notes = []
     if path.endswith(".safetensors"):
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise ConversionError("reading a safetensors file needs the safetensors package: pip install safetensors") \
-                from None
+            raise ConversionError("reading a safetensors file needs the safetensors package, which is not installed. "
+                                  "pip install safetensors") from None
         try:
             obj = load_file(path)
         except Exception as exc:
-            raise ConversionError(f"{path} is not a readable safetensors file ({exc})") from exc
+            raise ConversionError(f"{path} is not a readable safetensors file ({exc}). It is damaged (truncated?) "
+                                  "or in another format") from exc
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:       # weights_only refused an object (or the pickle is broken)
-            found = re.search(r"GLOBAL (\S+)", str(exc))
-            what = f"a Python object ({found.group(1)})" if found else "something"
-            raise ConversionError(
-                f"{path} holds {what} besides tensors, and minicnn reads .pth files only with "
-                "torch.load(weights_only=True), which refuses it (unpickling can run code). Save the state_dict "
-                "alone, torch.save(model.state_dict(), path), from code you trust") from exc
-        except Exception as exc:                     # RuntimeError/EOFError/KeyError for damaged or foreign files
-            first = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0] or "no detail"
-            raise ConversionError(f"{path} could not be read by torch.load ({type(exc).__name__}: {first}); it is "
-                                  "damaged (truncated?) or not a PyTorch checkpoint") from exc
+        except Exception as exc:
+            # weights_only refused an object: pickle's UnpicklingError (matched by name: minicnn imports no pickle)
+            if type(exc).__name__ == "UnpicklingError":
+                found = re.search(r"GLOBAL (\S+)", str(exc))
+                what = f"a Python object ({found.group(1)})" if found else "something"
+                raise ConversionError(
+                    f"{path} holds {what} besides tensors, and minicnn reads .pth files only with "
+                    "torch.load(weights_only=True), which refuses it (unpickling can run code). Save the state_dict "
+                    "alone, torch.save(model.state_dict(), path), from code you trust") from exc
+            first = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0] or "no detail"   # damaged, foreign
+            raise ConversionError(f"{path} could not be read by torch.load ({type(exc).__name__}: {first}). It is "
+                                  "damaged (truncated?) or not a PyTorch checkpoint: check the file") from exc
     if isinstance(obj, dict) and not _all_tensors(obj, torch):
         for key in WRAPPER_KEYS:
             if isinstance(obj.get(key), dict) and _all_tensors(obj[key], torch):
@@ -110,12 +102,12 @@ def read_torch_state(path) -> tuple[dict, list]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj:
-        raise ConversionError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors); save one "
+        raise ConversionError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors). Save one "
                               "with torch.save(model.state_dict(), path)")
     others = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if others:
         raise ConversionError(f"{path}: the state_dict's entries {', '.join(repr(k) for k in others[:5])} are not "
-                              "tensors; save model.state_dict() itself")
+                              "tensors. Save model.state_dict() itself")
     if all(isinstance(k, str) and k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
         notes.append("removed the 'module.' prefix (nn.DataParallel)")
@@ -161,27 +153,26 @@ def run(argv=None) -> int:
         parser.error("INPUT and OUTPUT are the same file")
     if (args.num_classes is not None or args.model_option) and not args.arch:
         parser.error("--num-classes and --model-option need --arch")
-    if args.num_classes is not None and args.num_classes < 1:
-        parser.error(f"--num-classes must be at least 1, got {args.num_classes}")
-    try:
-        state, notes = read_torch_state(args.input)
-        if args.mapping:
-            state = MAPPINGS[args.mapping](state)
-            notes.append(f"renamed keys with the {args.mapping} mapping")
-        if args.arch:
-            notes.append(check_fits(state, args))
-        save_weights(state, args.output, metadata={"converted_from": os.path.basename(args.input)})
-    except (ConversionError, OSError, ImportError) as exc:
-        if args.debug:
-            traceback.print_exc()
-        message = f"cannot write {args.output}: {exc}" if isinstance(exc, OSError) else str(exc)
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+    if args.arch:
+        problem = cli.check_options(args.arch, dict(args.model_option or []), architectures.builder_options(args.arch))
+        if problem:
+            parser.error(problem)
+    return cli.run_reporting(parser.prog, cli.debug_requested(args), lambda: _convert(args), expected=(ImportError,))
+
+
+def _convert(args) -> int:
+    state, notes = read_torch_state(args.input)
+    if args.mapping:
+        state = MAPPINGS[args.mapping](state)
+        notes.append(f"renamed keys with the {args.mapping} mapping")
+    if args.arch:
+        notes.append(check_fits(state, args))
+    save_weights(state, args.output, metadata={"converted_from": os.path.basename(args.input)})
     values = sum(int(a.size) for a in state.values())
     dtypes = ", ".join(sorted({str(a.dtype) for a in state.values()}))
     print(f"wrote {args.output}: {len(state)} arrays, {values:,} values ({dtypes})"
           + "".join(f"; {n}" for n in notes))
-    return 0
+    return cli.EXIT_OK
 
 
 def main(argv=None):

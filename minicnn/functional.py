@@ -12,59 +12,49 @@ import numpy as np
 
 from . import backend
 from . import kernels as K
-from .kernels.misc import pair
-from .autograd import Function, Tensor, ReLU, Sigmoid, Tanh
+from .autograd import Function, Tensor
+from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .backend import get_array_module
+from .checks import check_dim, pair
+
+__all__ = [  # the functions, as torch.nn.functional has them (plus LeNet's scaled_tanh and subsample)
+    "relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
+    "pad", "conv2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "subsample", "batch_norm",
+    "local_response_norm", "dropout",
+]
 
 # --------------------------------------------------------------------------- activations
 
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0)."""
-    return ReLU.apply(x)
+    return ReLUFunction.apply(x)
 
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x))."""
-    return Sigmoid.apply(x)
+    return SigmoidFunction.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:
     """tanh(x)."""
-    return Tanh.apply(x)
+    return TanhFunction.apply(x)
 
 
-class ScaledTanh(Function):
+class ScaledTanhFunction(Function):
     """a * tanh(b * x) (LeCun's 1.7159 * tanh(2x/3));  dx = g * a*b*(1 - tanh(bx)^2)."""
 
     def forward(self, x, a, b):
-        xp = get_array_module(x)
-        dtype = xp.result_type(x.dtype, b)        # x's float dtype; float64 for integer x, as x * b would be
-        t, out = xp.empty(x.shape, dtype=dtype), xp.empty(x.shape, dtype=dtype)
-
-        def scaled_tanh(out, t, x):            # t = tanh(b x) in place, out = a t
-            xp.tanh(xp.multiply(x, b, out=t), out=t)
-            xp.multiply(t, a, out=out)
-        backend.elementwise(scaled_tanh, out, t, x)
-        self.t, self.ab = t, a * b
+        out, self.cache = K.scaled_tanh_forward(x, a, b)
         return out
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        d = xp.empty(grad.shape, dtype=self.t.dtype)
-
-        def derivative(d, t, g):               # in place: (t^2 - 1) * (-ab) * g
-            xp.multiply(t, t, out=d)
-            d -= 1
-            d *= -self.ab
-            d *= g
-        backend.elementwise(derivative, d, self.t, grad)
-        return d
+        return K.scaled_tanh_backward(grad, self.cache)
 
 
 def scaled_tanh(x: Tensor, a: float = 1.7159, b: float = 2.0 / 3.0) -> Tensor:
     """LeCun's scaled hyperbolic tangent ``a * tanh(b * x)`` (no PyTorch equivalent)."""
-    return ScaledTanh.apply(x, float(a), float(b))
+    return ScaledTanhFunction.apply(x, float(a), float(b))
 
 
 # --------------------------------------------------------------------------- softmax family
@@ -72,12 +62,10 @@ def scaled_tanh(x: Tensor, a: float = 1.7159, b: float = 2.0 / 3.0) -> Tensor:
 def _dim(dim, ndim, op):
     if dim is None:
         raise TypeError(f"{op}: the dimension `dim` must be given (PyTorch's implicit choice is deprecated)")
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
-    return dim % ndim
+    return check_dim(op, dim, ndim)
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function):
     """y = exp(x - max) / sum(exp(x - max)) along ``dim``;  dx = y * (g - sum(g*y))."""
 
     def forward(self, x, dim):
@@ -92,7 +80,7 @@ class Softmax(Function):
         return y * (grad - (grad * y).sum(axis=self.dim, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
     """y = x - max - log(sum(exp(x - max))) along ``dim``;  dx = g - softmax(x) * sum(g)."""
 
     def forward(self, x, dim):
@@ -109,12 +97,12 @@ class LogSoftmax(Function):
 
 def softmax(x: Tensor, dim=None) -> Tensor:
     """Numerically stable softmax along ``dim``."""
-    return Softmax.apply(x, _dim(dim, x.ndim, "softmax"))
+    return SoftmaxFunction.apply(x, _dim(dim, x.ndim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim=None) -> Tensor:
     """Numerically stable log-softmax along ``dim``."""
-    return LogSoftmax.apply(x, _dim(dim, x.ndim, "log_softmax"))
+    return LogSoftmaxFunction.apply(x, _dim(dim, x.ndim, "log_softmax"))
 
 
 # --------------------------------------------------------------------------- losses
@@ -122,7 +110,7 @@ def log_softmax(x: Tensor, dim=None) -> Tensor:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-class CrossEntropy(Function):
+class CrossEntropyFunction(Function):
     """Softmax cross-entropy of logits (N, C) against integer targets (N,), fused for stability.
 
     With label smoothing e the target distribution is q = (1-e)*onehot(t) + e/C, and
@@ -218,9 +206,9 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothin
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim > 2:
-        loss = CrossEntropy.apply(*_class_dim_last(input, target), reduction, float(label_smoothing))
+        loss = CrossEntropyFunction.apply(*_class_dim_last(input, target), reduction, float(label_smoothing))
         return loss.reshape(target.shape) if reduction == "none" else loss
-    return CrossEntropy.apply(input, target, reduction, float(label_smoothing))
+    return CrossEntropyFunction.apply(input, target, reduction, float(label_smoothing))
 
 
 def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
@@ -253,7 +241,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
 
 # --------------------------------------------------------------------------- padding
 
-class Pad(Function):
+class PadFunction(Function):
     """Zero (or constant) padding, asymmetric allowed;  dx = g with the border cut off.
 
     ``widths`` is ``((before, after), ...)`` for every dimension of x.
@@ -286,7 +274,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return Pad.apply(input, tuple(widths), value)
+    return PadFunction.apply(input, tuple(widths), value)
 
 
 # --------------------------------------------------------------------------- kernels: conv, pooling, norms
@@ -298,7 +286,7 @@ def _data(t):
 
 
 class Conv2dFunction(Function):
-    """2-D convolution by im2col + one GEMM (see ``kernels.conv``);  backward: col2im for x, GEMMs for w."""
+    """2-D convolution by im2col + one GEMM (see ``kernels.textbook``);  backward: col2im for x, GEMMs for w."""
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
         out, self.cache = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
@@ -324,7 +312,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     return Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, int(groups))
 
 
-class Linear(Function):
+class LinearFunction(Function):
     """y = x @ W^T + b for x (*, in), W (out, in);  dx = g @ W, dW = g^T x, db = sum(g)."""
 
     def forward(self, x, weight, bias):
@@ -337,10 +325,10 @@ class Linear(Function):
 
 def linear(input, weight, bias=None) -> Tensor:  # noqa: A002
     """Affine map ``input @ weight.T + bias`` (``torch.nn.functional.linear``)."""
-    return Linear.apply(input, weight, bias)
+    return LinearFunction.apply(input, weight, bias)
 
 
-class MaxPool2d(Function):
+class MaxPool2dFunction(Function):
     """Max over each window (padding counts as -inf);  dx: g routed to the first arg-max of each window."""
 
     def forward(self, x, kernel_size, stride, padding, ceil_mode):
@@ -355,10 +343,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> T
     """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
     kernel_size = pair("max_pool2d", "kernel_size", kernel_size)
     stride = kernel_size if stride is None else pair("max_pool2d", "stride", stride)
-    return MaxPool2d.apply(input, kernel_size, stride, pair("max_pool2d", "padding", padding), bool(ceil_mode))
+    return MaxPool2dFunction.apply(input, kernel_size, stride, pair("max_pool2d", "padding", padding), bool(ceil_mode))
 
 
-class AvgPool2d(Function):
+class AvgPool2dFunction(Function):
     """Mean over each window;  dx: g / divisor spread evenly over the window."""
 
     def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
@@ -373,11 +361,11 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
     kernel_size = pair("avg_pool2d", "kernel_size", kernel_size)
     stride = kernel_size if stride is None else pair("avg_pool2d", "stride", stride)
-    return AvgPool2d.apply(input, kernel_size, stride, pair("avg_pool2d", "padding", padding),
+    return AvgPool2dFunction.apply(input, kernel_size, stride, pair("avg_pool2d", "padding", padding),
                            bool(ceil_mode), bool(count_include_pad))
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2dFunction(Function):
     """Average over PyTorch's adaptive bins [floor(i*H/out), ceil((i+1)*H/out));  dx: g spread over each bin."""
 
     def forward(self, x, output_size):
@@ -395,10 +383,10 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:  # noqa: A002
     if input.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: expected input of shape (N, C, H, W), got {tuple(input.shape)}")
     output_size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))
-    return AdaptiveAvgPool2d.apply(input, output_size)
+    return AdaptiveAvgPool2dFunction.apply(input, output_size)
 
 
-class Subsample(Function):
+class SubsampleFunction(Function):
     """LeNet-5's trainable subsampling: y = coeff[c] * (window sum of x) + bias[c];
     dx = coeff * g spread over the window, dcoeff = sum(g * window sums), dbias = sum(g)."""
 
@@ -412,10 +400,10 @@ class Subsample(Function):
 
 def subsample(input, weight, bias, kernel_size=2, stride=2) -> Tensor:  # noqa: A002
     """LeNet-5's S2/S4 layers (no PyTorch equivalent): a trainable coefficient and bias per channel."""
-    return Subsample.apply(input, weight, bias, kernel_size, stride)
+    return SubsampleFunction.apply(input, weight, bias, kernel_size, stride)
 
 
-class BatchNorm(Function):
+class BatchNormFunction(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1);
     batch statistics in training (running statistics updated in place), running ones in eval."""
 
@@ -433,19 +421,30 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-5) -> Tensor:
     """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
 
-    ``running_mean``/``running_var`` are tensors updated in place when ``training`` (unbiased
-    variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
+    ``running_mean``/``running_var`` are tensors (or NumPy/CuPy arrays) updated in place when
+    ``training`` (unbiased variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
     """
     if input.ndim not in (2, 3, 4):
         raise ValueError(f"batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
                          f"got {tuple(input.shape)}")
     if running_mean is None and not training:
         raise ValueError("batch_norm: running statistics are required in eval mode")
-    return BatchNorm.apply(input, _data(running_mean), _data(running_var), weight, bias,
-                           bool(training), float(momentum), float(eps))
+    return BatchNormFunction.apply(input, _running_stat("running_mean", running_mean),
+                           _running_stat("running_var", running_var), weight, bias,
+                                   bool(training), float(momentum), float(eps))
 
 
-class LocalResponseNorm(Function):
+def _running_stat(name, stat):
+    """A running statistic as the array the kernel updates in place: a Tensor's data, or a NumPy/CuPy array itself."""
+    if stat is None or isinstance(stat, Tensor):
+        return _data(stat)
+    if isinstance(stat, np.ndarray) or type(stat).__module__.startswith("cupy"):
+        return stat
+    raise TypeError(f"batch_norm: {name} must be a Tensor, a NumPy or CuPy array, or None, "
+                    f"got {type(stat).__name__}")
+
+
+class LocalResponseNormFunction(Function):
     """y = x / (k + alpha/size * sum of x^2 over ``size`` neighbouring channels)^beta (PyTorch's)."""
 
     def forward(self, x, size, alpha, beta, k):
@@ -458,10 +457,10 @@ class LocalResponseNorm(Function):
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0) -> Tensor:  # noqa: A002
     """Local response normalisation across channels (AlexNet; ``torch.nn.functional.local_response_norm``)."""
-    return LocalResponseNorm.apply(input, int(size), float(alpha), float(beta), float(k))
+    return LocalResponseNormFunction.apply(input, int(size), float(alpha), float(beta), float(k))
 
 
-class Dropout(Function):
+class DropoutFunction(Function):
     """Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p);  dx = g * mask / (1 - p)."""
 
     def forward(self, x, p, training, rng):
@@ -483,4 +482,4 @@ def dropout(input, p=0.5, training=True) -> Tensor:  # noqa: A002
         return input
     if p == 1.0:                       # everything dropped (PyTorch returns zeros too)
         return input * 0.0
-    return Dropout.apply(input, float(p), True, backend.generator(input.device))
+    return DropoutFunction.apply(input, float(p), True, backend.generator(input.device))

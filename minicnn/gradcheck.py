@@ -34,11 +34,12 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
     """Check the gradients of ``fn(*inputs)`` against central finite differences.
 
     ``inputs`` may mix tensors and other arguments; every float64 tensor with
-    ``requires_grad=True`` is checked.  An element passes when
-    ``|analytic - numeric| <= atol + rtol * |numeric|``.
+    ``requires_grad=True`` is checked.  An element passes when both values are finite and
+    ``|analytic - numeric| <= atol + rtol * |numeric|`` (a NaN or infinity on either side fails).
 
     Returns ``True``; on failure raises ``GradcheckError`` listing, for each failing input,
-    its worst element (index, analytic, numeric value), or returns ``False`` when
+    its worst element (the first non-finite one, else the largest difference: index, analytic and
+    numeric value), or returns ``False`` when
     ``raise_exception=False``.  ``fn`` must be deterministic (seed any dropout inside it).
     """
     checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -83,10 +84,13 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
                 flat[k] = orig
                 numeric[k] = (f_plus - f_minus) / (2 * eps)
             numeric = numeric.reshape(x.shape)
-            err = np.abs(a - numeric)
-            bad = err > atol + rtol * np.abs(numeric)
+            with np.errstate(invalid="ignore"):
+                err = np.abs(a - numeric)
+                nonfinite = ~(np.isfinite(a) & np.isfinite(numeric))   # NaN compares False: test it apart
+                bad = nonfinite | (err > atol + rtol * np.abs(numeric))
             if bad.any():
-                worst = np.unravel_index(np.argmax(np.where(bad, err, -1)), x.shape)
+                worst = np.unravel_index(np.argmax(nonfinite) if nonfinite.any()
+                                         else np.argmax(np.where(bad, err, -1)), x.shape)
                 failures.append(f"input {i} (shape {tuple(x.shape)}): {int(bad.sum())} of {x.numel()} elements "
                                 f"differ; worst at index {tuple(int(w) for w in worst)}: analytic "
                                 f"{a[worst]:.8g}, numeric {numeric[worst]:.8g}, |diff| {err[worst]:.3g}")

@@ -39,7 +39,8 @@ import numpy as np
 from . import backend
 from .autograd import Tensor, enable_grad
 from .backend import get_array_module
-from .kernels import cuda as cuda_kernels
+from . import kernels
+from .kernels.fast import cuda as cuda_kernels
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
            "LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
@@ -157,10 +158,8 @@ class Optimizer:
         def update(first, stop):
             for item in work[first:stop]:
                 self._update(*item)
-        # The updates are independent: on the CPU, minicnn's threads share them out (by size).
-        on_cpu = all(get_array_module(p.data) is np for p, *_ in work)
-        backend.parallel_map(update, backend.balanced_slices([p.data.size for p, *_ in work]) if on_cpu
-                             else [(0, len(work))])
+        # The updates are independent: the fast kernels share them out among the CPU threads (by size).
+        kernels.parameter_updates(update, [p.data for p, *_ in work])
         return loss
 
     def _update(self, p, grad, state, group):
@@ -259,8 +258,9 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         xp = get_array_module(p.data)
-        if xp is not np and p.data.flags.c_contiguous and grad.flags.c_contiguous and grad.dtype == p.dtype:
-            # on a GPU, one fused kernel instead of four or five array operations (and their launches)
+        if xp is not np and kernels.mode() == "fast" and p.data.flags.c_contiguous and grad.flags.c_contiguous \
+                and grad.dtype == p.dtype:
+            # fast kernels on a GPU: one fused kernel instead of the four or five array operations below
             buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:

@@ -27,17 +27,20 @@ its centre of mass); crop your image around the digit, with some margin, for bes
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import warnings
 
 import numpy as np
 
-from . import backend, checkpoint
+from . import backend, checkpoint, cli
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import transforms as T
 from .train import build_model, make_transform
+
+#: The options of a training run's config that predicting needs.
+CONFIG_KEYS = ["arch", "dataset", "num_classes", "in_channels", "image_size", "input_size", "mean", "std"]
 
 #: Datasets whose images are light on a dark background (the inversion heuristic applies).
 DARK_BACKGROUND = {"mnist", "fashion-mnist"}
@@ -61,30 +64,55 @@ def load_model(path, device="cpu"):
     state = checkpoint.load(path)
     checkpoint.require(state, ["model", "config"], path)
     config = state["config"]
-    model = build_model(config, device)
+    if not isinstance(config, dict):
+        raise checkpoint.CheckpointError(f"checkpoint {path}: its config is not a dict of options")
+    checkpoint.require(config, CONFIG_KEYS, f"{path} (its config)")
+    try:
+        model = build_model(config, device)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise checkpoint.CheckpointError(f"checkpoint {path}: its config does not describe a model minicnn "
+                                         f"can build: {exc}") from None
     try:
         model.load_state_dict(state["model"])
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise checkpoint.CheckpointError(f"checkpoint {path}: its weights do not fit a {config['arch']} "
                                          f"model built from its own config: {exc}") from None
     model.eval()
     return model, config, state, path
 
 
+class ImageError(ValueError):
+    """An image file cannot be read (missing, not an image, too large to decode safely)."""
+
+
 def read_image(path, channels: int):
-    """Read ``path`` with Pillow as a uint8 array (C, H, W), grey (C=1) or RGB (C=3), alpha on white."""
+    """Read ``path`` with Pillow as a uint8 array (C, H, W), grey (C=1) or RGB (C=3), alpha on white.
+
+    Raises :class:`ImageError` for a file that is missing, is not an image, or is larger than Pillow
+    decodes safely (``Image.MAX_IMAGE_PIXELS``: a decompression bomb, e.g. a small PNG of 20000x20000
+    pixels that would take gigabytes once decoded; Pillow's warning above that limit is an error here).
+    """
     try:
         from PIL import Image
     except ImportError:
         raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])")
-    with Image.open(path) as img:
-        img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(white, rgba)
-        img = img.convert("L" if channels == 1 else "RGB")
-        array = np.asarray(img, dtype=np.uint8)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                    rgba = img.convert("RGBA")
+                    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    img = Image.alpha_composite(white, rgba)
+                img = img.convert("L" if channels == 1 else "RGB")
+                array = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"it is too large to decode safely ({exc}); shrink it first") from None
+    except OSError as exc:           # missing, unreadable, not an image (PIL.UnidentifiedImageError), truncated
+        raise ImageError(exc.strerror if isinstance(exc, FileNotFoundError) else str(exc)) from None
+    except (ValueError, SyntaxError) as exc:       # broken image data Pillow reports otherwise
+        raise ImageError(f"the image data is damaged ({type(exc).__name__}: {exc})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
@@ -115,49 +143,56 @@ def predict(model, x, device="cpu"):
 
 
 def make_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m minicnn.predict",
         description="Print the top-k classes and probabilities of a trained model for one or more images. "
                     "Images are read with Pillow, converted to grey or RGB as the model needs, resized to the "
                     "training images' size and normalised like them. For MNIST / Fashion-MNIST models an image "
                     "whose border is mostly light (dark drawing on white) is inverted to MNIST's light-on-black "
-                    "(see --invert).")
+                    "(see --invert).",
+        epilog="Exit codes: 0 done, 1 error (a bad checkpoint, or an image that cannot be read: the other images "
+               "are still classified), 2 bad options.")
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="run folder of python -m minicnn.train (uses best.npz, else last.npz) or a .npz checkpoint")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image file(s): PNG, JPEG, ... (anything Pillow reads)")
-    p.add_argument("--topk", type=int, default=5, help="how many classes to print (default: 5)")
+    p.add_argument("--topk", type=cli.positive_int, default=5, help="how many classes to print (default: 5)")
     p.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
                    help="invert the image (MNIST-style models only): auto = when its border is mostly light "
                         "(default: auto)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run the model (default: cpu)")
+    cli.add_debug_option(p)
     return p
 
 
 def run(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    if args.topk < 1:
-        print("error: --topk must be at least 1", file=sys.stderr)
-        return 2
+    """The command line; returns the exit code (see :mod:`minicnn.cli`)."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    debug = cli.debug_requested(args)
+    return cli.run_reporting(parser.prog, debug, lambda: _run(args, parser.prog, debug),
+                             expected=(checkpoint.CheckpointError,))
+
+
+def _run(args, prog, debug) -> int:
     try:
-        model, config, state, path = load_model(args.checkpoint, args.device)
-    except (checkpoint.CheckpointError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        device = backend.normalize_device(args.device)
+    except RuntimeError as exc:                      # --device cuda without CuPy or a GPU
+        raise cli.CommandError(exc) from exc
+    model, config, state, path = load_model(args.checkpoint, device)
     classes = config.get("classes") or [str(i) for i in range(config["num_classes"])]
     k = min(args.topk, len(classes))
     acc = state.get("history", [{}])[-1].get("test_acc") if state.get("history") else None
     print(f"model: {config['arch']} trained on {config['dataset']} ({path}, epoch {state.get('epoch', '?')}"
           + (f", test accuracy {100 * acc:.2f}%" if acc is not None else "") + ")")
-    status = 0
+    status = cli.EXIT_OK
     for image_path in args.images:
         try:
             image = read_image(image_path, config["in_channels"])
-        except (OSError, ValueError) as exc:      # missing file, not an image (PIL.UnidentifiedImageError)
-            print(f"error: cannot read image {image_path}: {exc}", file=sys.stderr)
-            status = 1
+        except ImageError as exc:           # that image only: the others are still classified
+            status = cli.report(prog, f"cannot read image {image_path}: {exc}", debug)
             continue
         x, inverted = prepare(image, config, args.invert)
-        probs = predict(model, x, args.device)[0]
+        probs = predict(model, x, device)[0]
         order = np.argsort(-probs, kind="stable")[:k]
         print(f"\n{image_path} ({image.shape[2]}x{image.shape[1]}, {'grey' if image.shape[0] == 1 else 'RGB'}"
               f"{', inverted' if inverted else ''})")

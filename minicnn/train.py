@@ -35,7 +35,6 @@ import inspect
 import io
 import json
 import os
-import signal
 import sys
 import time
 
@@ -43,12 +42,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import architectures, backend, checkpoint, fileio, optim
+from . import architectures, backend, checkpoint, cli, fileio, optim
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import DataError, DataLoader, get_dataset
 from .data import transforms as T
-from .data.datasets import ArrayDataset, canonical_name
+from .data.datasets import DATASETS, ArrayDataset, canonical_name
+from .kernels.fast import memory, threads
 
 # --------------------------------------------------------------------------- defaults
 
@@ -99,7 +99,7 @@ DATASET_SHAPES = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)
 
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
 
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = cli.EXIT_ERROR, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED
 
 
 def _per_arch(key, optimizer=None) -> str:
@@ -231,34 +231,6 @@ def load_data(config):
             ds = ArrayDataset(ds.data[:limit], ds.targets[:limit], ds.classes)
         data.append(ds)
     return data
-
-
-class _Fault:
-    """Test hook: ``MINICNN_TRAIN_FAULT=kill:EPOCH:STEP`` (SIGKILL this process) or ``nan:EPOCH:STEP``.
-
-    Wraps the training loader's batches; used by the tests to simulate a crash or a
-    diverging run at a precise place. Does nothing when the variable is unset.
-    """
-
-    def __init__(self, loader, epoch):
-        self.loader, self.epoch = loader, epoch
-        spec = os.environ.get("MINICNN_TRAIN_FAULT", "")
-        kind, _, where = spec.partition(":")
-        self.kind = kind if kind in ("kill", "nan") else None
-        if self.kind:
-            e, _, s = where.partition(":")
-            self.at = (int(e), int(s))
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for step, (x, y) in enumerate(self.loader, 1):
-            if self.kind and (self.epoch, step) == self.at:
-                if self.kind == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                x = np.full_like(x, np.nan)
-            yield x, y
 
 
 # --------------------------------------------------------------------------- training and evaluation
@@ -475,43 +447,31 @@ def plot_curves(path, history, title=""):
 
 
 def default_out_dir(arch):
+    """Create and return a new run folder ``runs/<arch>-<timestamp>`` (``-2``, ``-3``... when taken).
+
+    Created with ``os.mkdir``, which fails when the folder exists: two runs started in the same
+    second get a folder each (checking first, then creating, would let both take the same one).
+    """
     base = os.path.join("runs", f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out, n = base, 1
-    while os.path.exists(out):
-        n += 1
-        out = f"{base}-{n}"
-    return out
+    os.makedirs("runs", exist_ok=True)
+    n = 1
+    while True:
+        out = base if n == 1 else f"{base}-{n}"
+        try:
+            os.mkdir(out)
+            return out
+        except FileExistsError:
+            n += 1
 
 
 # --------------------------------------------------------------------------- command line
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _nonneg_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _model_option(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
-    except ValueError:
-        parsed = value
-    return key.replace("-", "_"), parsed
+POSITIVE = cli.number_in(0, float("inf"), low_open=True)     # a finite number > 0
+NONNEGATIVE = cli.number_in(0, float("inf"))                 # a finite number >= 0
 
 
 def make_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m minicnn.train",
         description="Train a CNN of minicnn.architectures on MNIST, Fashion-MNIST or CIFAR-10. "
                     "Options left out take the architecture's defaults, listed per architecture family as "
@@ -519,16 +479,18 @@ def make_parser():
                     "Example: python -m minicnn.train lenet5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
-               "Exit codes: 0 done, 1 error (bad data, bad checkpoint, NaN/inf loss), 2 bad options, "
-               "130 interrupted (Ctrl-C).")
+               "Exit codes: 0 done, 1 error (disk, data, checkpoint, NaN/inf loss: one line, files already "
+               "written are kept), 2 bad options (nothing written), 130 interrupted (Ctrl-C). "
+               "--debug or MINICNN_DEBUG=1 prints the traceback of an error too.")
     p.add_argument("arch", nargs="?", help="architecture name, e.g. lenet5, resnet18, vgg16, alexnet, "
                                            "googlenet (optional with --resume)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"],
                    help=f"dataset (default: {_per_arch('dataset')})")
-    g.add_argument("--data-dir", help="folder with the dataset files (default: $MINICNN_DATA, then "
-                                      "~/.cache/minicnn, downloading there if missing)")
-    g.add_argument("--input-size", type=_positive_int,
+    g.add_argument("--data-dir", type=cli.existing_folder,
+                   help="an existing folder with the dataset files, looked in first (then $MINICNN_DATA, then "
+                        "~/.cache/minicnn, downloading there if missing)")
+    g.add_argument("--input-size", type=cli.positive_int,
                    help="image side the model sees; images are padded (small growth, e.g. 28->32) or "
                         f"resized bilinearly to it (default: {_per_arch('input_size')})")
     g.add_argument("--in-channels", type=int, choices=[1, 3],
@@ -538,54 +500,56 @@ def make_parser():
                    help="training augmentation: random shifts (crop: pad by 2 px (28 px images) or 4 px and "
                         "crop back), plus horizontal flips (crop-flip); auto = crop-flip for CIFAR-10 and "
                         f"Fashion-MNIST, crop for MNIST (default: {_per_arch('augment')})")
-    g.add_argument("--limit-train", type=_positive_int, metavar="N",
+    g.add_argument("--limit-train", type=cli.positive_int, metavar="N",
                    help="train on the first N training images only (quick runs)")
-    g.add_argument("--limit-test", type=_positive_int, metavar="N",
+    g.add_argument("--limit-test", type=cli.positive_int, metavar="N",
                    help="evaluate on the first N test images only")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=_positive_int, help=f"number of epochs (default: {_per_arch('epochs')})")
-    g.add_argument("--batch-size", type=_positive_int, help=f"training batch size (default: {_per_arch('batch_size')})")
-    g.add_argument("--eval-batch-size", type=_positive_int,
+    g.add_argument("--epochs", type=cli.positive_int, help=f"number of epochs (default: {_per_arch('epochs')})")
+    g.add_argument("--batch-size", type=cli.positive_int, help=f"training batch size (default: {_per_arch('batch_size')})")
+    g.add_argument("--eval-batch-size", type=cli.positive_int,
                    help=f"batch size of evaluation (default: {_per_arch('eval_batch_size')})")
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"],
                    help=f"optimizer; sgd uses Nesterov momentum (default: {_per_arch('optimizer')})")
-    g.add_argument("--lr", type=_nonneg_float,
+    g.add_argument("--lr", type=POSITIVE,
                    help=f"peak learning rate (default: {_per_optimizer('lr')})")
-    g.add_argument("--momentum", type=_nonneg_float,
+    g.add_argument("--momentum", type=cli.number_in(0, 1, high_open=True),
                    help="momentum of sgd (Nesterov when > 0) and rmsprop (default: 0.9 for sgd, 0 for rmsprop)")
-    g.add_argument("--weight-decay", type=_nonneg_float,
+    g.add_argument("--weight-decay", type=NONNEGATIVE,
                    help="weight decay of the weights, not of biases or norm layers "
                         f"(default: {_per_optimizer('weight_decay')})")
     g.add_argument("--schedule", choices=["none", "step", "multistep", "cosine"],
                    help=f"learning-rate schedule, updated every step (default: {_per_arch('schedule')})")
-    g.add_argument("--warmup-epochs", type=_nonneg_float,
+    g.add_argument("--warmup-epochs", type=NONNEGATIVE,
                    help="linear warm-up from 1%% of --lr, in epochs (fractions allowed; not with schedule none) "
                         f"(default: {_per_arch('warmup_epochs')})")
-    g.add_argument("--min-lr", type=_nonneg_float, help="final lr of the cosine schedule (default: 0)")
-    g.add_argument("--step-size", type=_positive_int,
+    g.add_argument("--min-lr", type=NONNEGATIVE, help="final lr of the cosine schedule (default: 0)")
+    g.add_argument("--step-size", type=cli.positive_int,
                    help="schedule step: multiply the lr by --gamma every this many epochs "
                         "(default: a third of --epochs)")
-    g.add_argument("--milestones", type=_positive_int, nargs="+", metavar="EPOCH",
+    g.add_argument("--milestones", type=cli.positive_int, nargs="+", metavar="EPOCH",
                    help="schedule multistep: epochs at which the lr is multiplied by --gamma "
                         "(default: 50%% and 75%% of --epochs)")
-    g.add_argument("--gamma", type=_nonneg_float, help="lr factor of step / multistep (default: 0.1)")
-    g.add_argument("--label-smoothing", type=_nonneg_float, help="label smoothing of the loss (default: 0)")
-    g.add_argument("--model-option", type=_model_option, action="append", metavar="KEY=VALUE",
+    g.add_argument("--gamma", type=NONNEGATIVE, help="lr factor of step / multistep (default: 0.1)")
+    g.add_argument("--label-smoothing", type=cli.number_in(0, 1),
+                   help="label smoothing of the loss, in [0, 1] (default: 0)")
+    g.add_argument("--model-option", "-o", type=cli.parse_option, action="append", metavar="KEY=VALUE",
                    help="extra option for the architecture builder, e.g. aux_logits=false (repeatable)")
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: cuda if available, else cpu)")
-    g.add_argument("--threads", type=_positive_int,
-                   help="CPU threads for minicnn's kernels (minicnn.backend.set_num_threads). 'none' below "
+    g.add_argument("--threads", type=cli.positive_int,
+                   help="CPU threads for minicnn's kernels (minicnn.set_num_threads). 'none' below "
                         "means as configured: $MINICNN_NUM_THREADS, else $OMP_NUM_THREADS, else every CPU "
                         f"(default: {_per_arch('threads')})")
-    g.add_argument("--seed", type=int, help="seed of initialisation, data order, augmentation, dropout (default: 0)")
+    g.add_argument("--seed", type=cli.nonneg_int, help="seed (an integer >= 0) of initialisation, data order, augmentation, dropout (default: 0)")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<arch>-<timestamp>)")
     g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="continue a run from its last checkpoint: a run folder (uses last.npz), a .npz file, "
                         "or nothing: --out if given, else the newest runs/<arch>-* folder")
-    g.add_argument("--log-every", type=_positive_int,
+    g.add_argument("--log-every", type=cli.positive_int,
                    help="update the progress bar (a host transfer) every N steps (default: 20)")
     g.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
+    cli.add_debug_option(g)
     return p
 
 
@@ -620,12 +584,34 @@ def resolve_config(args, dataset_shapes=DATASET_SHAPES):
         c["augment"] = "crop" if c["dataset"] == "mnist" else "crop-flip"      # digits must not be mirrored
     c["mean"], c["std"] = normalization(c["dataset"], c["in_channels"])
     c["model_options"] = dict(args.model_option or [])
+    c["classes"] = list(DATASETS[c["dataset"]].classes)
+    c["num_classes"] = len(c["classes"])
     return c
 
 
-def _fail(message, code=EXIT_ERROR):
-    print(f"error: {message}", file=sys.stderr)
-    return code
+def config_problem(config):
+    """Why the options of a new run do not fit together (a usage error), or None."""
+    if config["schedule"] == "multistep":
+        milestones = config["milestones"]
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            return f"argument --milestones: must be increasing, got {' '.join(map(str, milestones))}"
+    if config["schedule"] != "none" and config["warmup_epochs"] > config["epochs"]:
+        return (f"argument --warmup-epochs: the warm-up ({config['warmup_epochs']:g} epochs) is longer than "
+                f"the run (--epochs {config['epochs']})")
+    return cli.check_options(config["arch"], config["model_options"], architectures.builder_options(config["arch"]))
+
+
+def check_model(model, config, device):
+    """Raise the model's own ValueError if it cannot take the run's input (``alexnet --input-size 32``).
+
+    An empty batch (N=0) of the input size goes through the model in eval mode: every shape is
+    checked, nothing is computed.
+    """
+    model.eval()
+    with no_grad():
+        model(Tensor(np.zeros((0, config["in_channels"], config["input_size"], config["input_size"]), np.float32),
+                     device=device))
+    model.train()
 
 
 def find_resume_checkpoint(resume, arch, out):
@@ -657,14 +643,14 @@ def find_resume_checkpoint(resume, arch, out):
 def cpu_threads(n):
     """Run minicnn's kernels on ``n`` CPU threads inside the block (no-op for ``None``).
 
-    ``backend.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
+    ``threads.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
     at one thread too, so that ``--threads 1`` means one core.
     """
     if n is None:
         yield
         return
-    before = backend.get_num_threads()
-    backend.set_num_threads(n)
+    before = threads.get_num_threads()
+    threads.set_num_threads(n)
     try:
         if n == 1:
             with threadpool_limits(limits=1, user_api="blas"):
@@ -672,95 +658,134 @@ def cpu_threads(n):
         else:
             yield
     finally:
-        backend.set_num_threads(before)
+        threads.set_num_threads(before)
 
 
 def run(argv=None) -> int:
-    """The command line: parse, build, train, save. Returns the exit code."""
-    args = make_parser().parse_args(argv)
+    """The command line: parse, check, build, train, save. Returns the exit code (see :mod:`minicnn.cli`)."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
     with contextlib.ExitStack() as cleanup:      # undoes the thread setting when the run ends
-        return _run(args, cleanup)
+        return cli.run_reporting(parser.prog, cli.debug_requested(args), lambda: _run(args, parser, cleanup),
+                                 expected=(DataError,))
 
 
-def _run(args, cleanup) -> int:
-    progress = not args.no_progress
-    state = None
+#: The options every saved run config holds (what resolve_config makes).
+CONFIG_KEYS = sorted(set(COMMON_DEFAULTS) | {"arch", "in_channels", "image_size", "input_size", "eval_batch_size",
+                                              "lr", "weight_decay", "momentum", "mean", "std", "model_options",
+                                              "classes", "num_classes"})
 
-    # ---- the configuration: fresh from the defaults, or the saved one when resuming
-    if args.resume is not None:
+
+def _saved_config(config, path):
+    """A checkpoint's config, checked as a new run's options are (``CommandError`` if it does not hold)."""
+    if not isinstance(config, dict):
+        raise cli.CommandError(f"checkpoint {path}: its config is not a dict of options")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    problem = (f"it lacks {', '.join(missing)}" if missing
+               else f"unknown architecture {config['arch']!r}" if config["arch"] not in architectures.names()
+               else f"unknown dataset {config['dataset']!r}" if config["dataset"] not in DATASETS
+               else config_problem(config))
+    if problem:
+        raise cli.CommandError(f"checkpoint {path}: its config does not describe a run minicnn can continue: "
+                               f"{problem}. Pass a last.npz or best.npz written by python -m minicnn.train.")
+    return dict(config)
+
+
+def _resumed_config(args):
+    """``(state, config, checkpoint path, run folder)`` of the run ``--resume`` names, with the options
+    a resumed run may change applied; raises ``CommandError`` when it cannot be resumed as asked."""
+    try:
+        ckpt_path = find_resume_checkpoint(args.resume, args.arch, args.out)
+        state = checkpoint.load(ckpt_path)
+        checkpoint.require(state, ["model", "optimizer", "scheduler", "epoch", "config", "history"], ckpt_path)
+    except checkpoint.CheckpointError as exc:
+        raise cli.CommandError(f"{exc} (To start a new run instead, leave out --resume.)") from exc
+    config = _saved_config(state["config"], ckpt_path)
+    if args.arch and args.arch != config["arch"]:
+        raise cli.CommandError(f"{ckpt_path} is a {config['arch']} run, not {args.arch}")
+    saved = dict(config, model_option=config.get("model_options", {}))
+    changed = [k for k, v in vars(args).items()
+               if v is not None and k not in RESUME_OVERRIDABLE and k != "arch"
+               and saved.get(k, v) != (dict(v) if k == "model_option" else v)]
+    if changed:
+        opts = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)} (run: {config.get(k)})" for k in changed)
+        raise cli.CommandError(f"a resumed run keeps its saved options; {opts} differ. Start a new run to change them.")
+    if args.epochs is not None and args.epochs != config["epochs"] and config["schedule"] != "none":
+        raise cli.CommandError(f"the {config['schedule']} schedule of {ckpt_path} was planned for {config['epochs']} "
+                               f"epochs; --epochs {args.epochs} would change it. Start a new run instead "
+                               "(or resume with the original --epochs).")
+    for key in ("epochs", "data_dir", "eval_batch_size", "log_every", "threads"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    out = os.path.dirname(os.path.abspath(ckpt_path))
+    if args.out and args.resume != "latest" and os.path.abspath(args.out) != out:
+        raise cli.CommandError(f"--out {args.out} does not apply: a resumed run continues in its own folder ({out})")
+    folder_last = os.path.join(out, "last.npz")
+    if os.path.abspath(ckpt_path) != folder_last and os.path.exists(folder_last):
         try:
-            ckpt_path = find_resume_checkpoint(args.resume, args.arch, args.out)
-            state = checkpoint.load(ckpt_path)
-            checkpoint.require(state, ["model", "optimizer", "scheduler", "epoch", "config", "history"], ckpt_path)
-        except checkpoint.CheckpointError as exc:
-            return _fail(exc)
-        config = dict(state["config"])
-        if args.arch and args.arch != config["arch"]:
-            return _fail(f"{ckpt_path} is a {config['arch']} run, not {args.arch}")
-        saved = dict(config, model_option=config.get("model_options", {}))
-        changed = [k for k, v in vars(args).items()
-                   if v is not None and k not in RESUME_OVERRIDABLE and k != "arch"
-                   and saved.get(k, v) != (dict(v) if k == "model_option" else v)]
-        if changed:
-            opts = ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)} (run: {config.get(k)})" for k in changed)
-            return _fail(f"a resumed run keeps its saved options; {opts} differ. Start a new run to change them.")
-        if args.epochs is not None and args.epochs != config["epochs"] and config["schedule"] != "none":
-            return _fail(f"the {config['schedule']} schedule of {ckpt_path} was planned for {config['epochs']} "
-                         f"epochs; --epochs {args.epochs} would change it. Start a new run instead "
-                         "(or resume with the original --epochs).")
-        for key in ("epochs", "data_dir", "eval_batch_size", "log_every", "threads"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-        out = os.path.dirname(os.path.abspath(ckpt_path))
-        if args.out and args.resume != "latest" and os.path.abspath(args.out) != out:
-            return _fail(f"--out {args.out} does not apply: a resumed run continues in its own folder ({out})")
-        folder_last = os.path.join(out, "last.npz")
-        if os.path.abspath(ckpt_path) != folder_last and os.path.exists(folder_last):
-            try:
-                last_epoch = int(checkpoint.load(folder_last)["epoch"])
-            except (checkpoint.CheckpointError, KeyError):
-                last_epoch = -1              # unreadable: nothing newer to protect
-            if last_epoch > int(state["epoch"]):
-                return _fail(f"{ckpt_path} holds epoch {state['epoch']} but {folder_last} holds epoch {last_epoch}: "
-                             "resuming from it would overwrite the later epochs. Resume from last.npz, or copy "
-                             "the checkpoint into a new folder to branch off from it.")
+            last_epoch = int(checkpoint.load(folder_last)["epoch"])
+        except (checkpoint.CheckpointError, KeyError):
+            last_epoch = -1              # unreadable: nothing newer to protect
+        if last_epoch > int(state["epoch"]):
+            raise cli.CommandError(
+                f"{ckpt_path} holds epoch {state['epoch']} but {folder_last} holds epoch {last_epoch}: "
+                "resuming from it would overwrite the later epochs. Resume from last.npz, or copy "
+                "the checkpoint into a new folder to branch off from it.")
+    return state, config, ckpt_path, out
+
+
+def _run(args, parser, cleanup) -> int:
+    progress = not args.no_progress
+    state = ckpt_path = None
+
+    # ---- the configuration, checked before anything is written: fresh from the defaults, or the saved one
+    if args.resume is not None:
+        state, config, ckpt_path, out = _resumed_config(args)
     else:
         if not args.arch:
-            make_parser().error("the architecture name is required (unless --resume is given)")
+            parser.error("the architecture name is required (unless --resume is given)")
         if args.arch not in architectures.names():
-            return _fail(f"unknown architecture {args.arch!r}; available: {', '.join(architectures.names())}", 2)
+            parser.error(f"unknown architecture {args.arch!r}; available: {', '.join(architectures.names())}")
         config = resolve_config(args)
-        out = args.out or default_out_dir(args.arch)
-        if os.path.exists(os.path.join(out, "last.npz")):
-            return _fail(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
-                         "or choose another --out.")
+        problem = config_problem(config)
+        if problem:
+            parser.error(problem)
+        out = args.out
+        if out and os.path.exists(os.path.join(out, "last.npz")):
+            raise cli.CommandError(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
+                                   "or choose another --out.")
 
     cleanup.enter_context(cpu_threads(config.get("threads")))
-    device = args.device or ("cuda" if backend.cuda_available() else "cpu")
     try:
-        device = backend.normalize_device(device)
-    except (RuntimeError, ValueError) as exc:
-        return _fail(exc)
+        device = backend.normalize_device(args.device or ("cuda" if backend.cuda_available() else "cpu"))
+    except RuntimeError as exc:                      # --device cuda without CuPy or a GPU
+        raise cli.CommandError(exc) from exc
     config["device"] = device
 
-    # ---- data, model, optimizer, schedule
+    # ---- the model (a usage error when the options do not fit it), then the data
+    backend.manual_seed(config["seed"])
+    try:
+        model = build_model(config, device)
+        check_model(model, config, device)
+    except (ValueError, TypeError) as exc:
+        if state is not None:
+            raise cli.CommandError(f"{ckpt_path}: its config does not build a model: {exc}") from exc
+        parser.error(cli.one_line(exc))
     try:
         train_set, test_set = load_data(config)
     except (DataError, OSError) as exc:
-        return _fail(f"cannot load {config['dataset']}: {exc}")
-    config["num_classes"] = len(train_set.classes)
-    config["classes"] = list(train_set.classes)
-    backend.manual_seed(config["seed"])
+        what = cli.describe_os_error(exc) if type(exc) is OSError else exc
+        raise cli.CommandError(f"cannot load {config['dataset']}: {what}") from exc
+    if list(train_set.classes) != list(config["classes"]):
+        raise cli.CommandError(f"{config['dataset']}: the data has the classes {train_set.classes}, "
+                               f"the run expects {config['classes']}")
     train_loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
                               transform=make_transform(config, train=True))
     test_loader = DataLoader(test_set, batch_size=config["eval_batch_size"],
                              transform=make_transform(config, train=False))
-    model = build_model(config, device)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
 
-    history, best_acc, start_epoch = [], -1.0, 1
-    last_path, best_path = os.path.join(out, "last.npz"), os.path.join(out, "best.npz")
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -768,14 +793,39 @@ def _run(args, cleanup) -> int:
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-            return _fail(f"{ckpt_path} does not fit the {config['arch']} model of its own config: {exc}")
+            raise cli.CommandError(f"{ckpt_path} does not fit the {config['arch']} model of its own config: "
+                                   f"{exc}") from exc
         restore_rng_state(state.get("rng", {}), device)
-        history = [dict(r) for r in state["history"]]
-        best_acc = max((r["test_acc"] for r in history), default=-1.0)
-        start_epoch = int(state["epoch"]) + 1
         print(f"resuming {config['arch']} from {ckpt_path} (epoch {state['epoch']}/{config['epochs']})")
 
-    os.makedirs(out, exist_ok=True)
+    # ---- the run folder: from here on, a failure keeps what was written
+    try:
+        if out is None:
+            out = default_out_dir(config["arch"])
+        else:
+            os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise cli.CommandError(f"cannot create the run folder: {cli.describe_os_error(exc)}. "
+                               "Choose another --out.") from exc
+    try:
+        return _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress)
+    except OSError as exc:
+        resume = (f"then continue with: python -m minicnn.train {config['arch']} --resume {out}"
+                  if os.path.exists(os.path.join(out, "last.npz")) else "then start the run again")
+        raise cli.CommandError(f"cannot write the run's files: {cli.describe_os_error(exc)}. The files "
+                               f"already written in {out} are intact; fix that, {resume}.") from exc
+
+
+def _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress) -> int:
+    """The epochs (from the one after ``state``'s, when resuming), the run's files written after each;
+    returns the exit code."""
+    device = config["device"]
+    history = [dict(r) for r in state["history"]] if state is not None else []
+    best_acc = max((r["test_acc"] for r in history), default=-1.0)
+    start_epoch = int(state["epoch"]) + 1 if state is not None else 1
+    last_path, best_path = os.path.join(out, "last.npz"), os.path.join(out, "best.npz")
+    for stale in fileio.remove_stale_temporaries(out):       # left by a write that was killed
+        print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
     config["out"] = out
     fileio.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
     write_metrics_csv(os.path.join(out, "metrics.csv"), history)
@@ -794,7 +844,7 @@ def _run(args, cleanup) -> int:
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{config['arch']} ({n_params:,} parameters) on {config['dataset']} "
-          f"({len(train_set)} train / {len(test_set)} test images, {config['in_channels']}x"
+          f"({train_loader.num_samples} train / {test_loader.num_samples} test images, {config['in_channels']}x"
           f"{config['input_size']}x{config['input_size']}), {device}; "
           f"{config['optimizer']} lr {config['lr']:g}, {config['schedule']} schedule, {config['epochs']} epochs "
           f"of {len(train_loader)} steps; run folder {out}", flush=True)
@@ -814,7 +864,7 @@ def _run(args, cleanup) -> int:
             lr = current_lr(optimizer)                               # the lr of the epoch's first step
             t0 = time.perf_counter()
             train_loss, train_acc, speed = train_one_epoch(
-                model, _Fault(train_loader, epoch), optimizer, scheduler, epoch, device,
+                model, train_loader, optimizer, scheduler, epoch, device,
                 config["label_smoothing"], config["log_every"], progress)
             test_loss, test_acc = evaluate(model, test_loader, device)
             seconds = time.perf_counter() - t0
@@ -838,9 +888,10 @@ def _run(args, cleanup) -> int:
               f"Resume with: python -m minicnn.train {config['arch']} --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except NonFiniteLossError as exc:
-        return _fail(f"{exc} (lr {current_lr(optimizer):.3g}); training stopped. The last good checkpoint, "
-                     f"{last_path} (epoch {saved_epoch}), is intact. Try a lower --lr (this run used "
-                     f"{config['lr']:g}) or a longer --warmup-epochs, in a new run.")
+        raise cli.CommandError(
+            f"{exc} (lr {current_lr(optimizer):.3g}); training stopped. The last good checkpoint, "
+            f"{last_path} (epoch {saved_epoch}), is intact. Try a lower --lr (this run used "
+            f"{config['lr']:g}) or a longer --warmup-epochs, in a new run.") from exc
 
     minutes = (time.perf_counter() - run_start) / 60
     best = max(history, key=lambda r: r["test_acc"])
@@ -850,7 +901,7 @@ def _run(args, cleanup) -> int:
 
 
 def main(argv=None):
-    backend.tune_malloc()            # reuse large freed blocks instead of page-faulting them in again
+    memory.tune_malloc()            # reuse large freed blocks instead of page-faulting them in again
     try:
         code = run(argv)
     except KeyboardInterrupt:        # Ctrl-C before training started (loading data, building the model)

@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles and device parametrisation."""
+"""Shared test configuration: hypothesis profiles, device parametrisation, the real datasets."""
 import os
 
 import pytest
@@ -28,3 +28,61 @@ def device(request):
 def _seed():
     minicnn.manual_seed(0)
     yield
+
+
+# --------------------------------------------------------------------------- the real datasets
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _data_root() -> str:
+    """Where the real MNIST / Fashion-MNIST files are: ``$MINICNN_DATA`` (the README's instructions),
+    else ``../shared/data`` next to the checkout."""
+    return os.path.abspath(os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data"))
+
+
+#: Resolved once, when the suite starts: tests that take ``MINICNN_DATA`` out of their own
+#: environment (to test the look-up) still know where the real files are.
+DATA_ROOT = _data_root()
+
+#: Under ``CI=true`` a missing dataset fails the tests that need it instead of skipping them.
+REQUIRE_DATA = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte"]
+
+
+def dataset_dir(name: str):
+    """``DATA_ROOT/name`` if it holds the four IDX files of ``name`` (gzipped or not), else None."""
+    folder = os.path.join(DATA_ROOT, name)
+    ok = all(os.path.isfile(os.path.join(folder, f + ".gz")) or os.path.isfile(os.path.join(folder, f))
+             for f in IDX_FILES)
+    return folder if ok else None
+
+
+def require_dataset(name: str) -> str:
+    """The folder of the real dataset ``name``; skip the test without it (fail it under ``CI=true``)."""
+    folder = dataset_dir(name)
+    if folder is None:
+        message = (f"real {name} files not found in {os.path.join(DATA_ROOT, name)}: set MINICNN_DATA to a "
+                   f"folder holding {name}/ (e.g. ../shared/data)")
+        if REQUIRE_DATA:
+            pytest.fail(message + " (CI=true: a missing dataset fails the run)", pytrace=False)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The real MNIST folder (see :func:`require_dataset`)."""
+    return require_dataset("mnist")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    """The real Fashion-MNIST folder (see :func:`require_dataset`)."""
+    return require_dataset("fashion-mnist")
+
+
+#: Mark a test that reads real MNIST (skipped without it; failed under ``CI=true``).
+needs_mnist = pytest.mark.usefixtures("mnist_dir")

@@ -223,6 +223,23 @@ def test_output_shape_and_eval_determinism(built):
     assert np.array_equal(a.numpy(), b.numpy())
 
 
+def test_empty_batch_gives_empty_logits(built):
+    """An empty batch (N=0) goes through every layer, as in PyTorch, and gives (0, classes) logits."""
+    case, model = built
+    model.eval()
+    with minicnn.no_grad():
+        out = model(minicnn.zeros(0, *case.test_input[1:]))
+    assert logits_of(out).shape == (0, case.num_classes)
+
+
+def test_flatten_of_an_empty_batch_and_its_gradient():
+    x = minicnn.zeros(0, 3, 2, 2, requires_grad=True)
+    y = x.flatten(1)
+    assert y.shape == (0, 12) and nn.Flatten()(x).shape == (0, 12)
+    (y * 2).sum().backward()
+    assert np.asarray(x.grad).shape == (0, 3, 2, 2)
+
+
 # VGG: only vgg16_bn goes through a file (its code path covers the others; each is 0.55 GB to write)
 @pytest.mark.parametrize("built", [c for c in CASES if c.round_trip], ids=lambda c: c.id, indirect=True)
 def test_state_dict_round_trip_through_file(built, tmp_path):

@@ -76,14 +76,35 @@ def test_bench_compare_torch_w1(tmp_path):
 def test_bench_cuda_without_gpu_fails_clearly():
     proc = subprocess.run([sys.executable, str(RUN), "--device", "cuda", "--workloads", "W1", *TINY],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "--device cuda is not available here" in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("run.py: error: --device cuda is not available here")
 
 
-def test_bench_rejects_unknown_workload():
-    proc = subprocess.run([sys.executable, str(RUN), "--workloads", "W9", *TINY],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "unknown workload" in proc.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--workloads", "W9"], "unknown workload(s) W9; choose from W1, W2"),
+    (["--workloads", ","], "unknown workload(s) ','"),
+    (["--wait-idle", "1.5"], "--wait-idle must be a finite number in [0, 1], got 1.5"),
+    (["--budget", "-1"], "--budget must be a finite number >= 0, got -1.0"),
+    (["--timeout", "inf"], "--timeout must be a finite number >= 0, got inf"),
+    (["--threads", "0"], "--threads must be at least 1"),
+])
+def test_bench_usage_errors_are_one_line_exit_2(args, message):
+    proc = subprocess.run([sys.executable, str(RUN), *TINY, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("run.py: error: ") and message in proc.stderr, proc.stderr
+
+
+def test_bench_that_cannot_write_its_results_says_so_in_one_line(tmp_path):
+    """A runtime error: one line, exit 1, the results printed and the files already written kept."""
+    md, blocked = tmp_path / "r.md", tmp_path / "not-a-folder"
+    blocked.write_text("a file")
+    proc = subprocess.run([sys.executable, str(RUN), "--workloads", "W1", *TINY[:4], "--gemm", "none", "--quiet",
+                           "--markdown", str(md), "--json", str(blocked / "r.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == f"run.py: error: cannot write {blocked / 'r.json'}: Not a directory (the results are " \
+                          "printed above; choose another path)\n"
+    assert "| W1 | lenet5 | train |" in proc.stdout and md.read_text().strip() == proc.stdout.strip()
 
 
 def test_op_profile_times_every_op_of_a_lenet_step():
@@ -93,6 +114,6 @@ def test_op_profile_times_every_op_of_a_lenet_step():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "W1 (lenet5, batch 256, 2 minicnn threads)" in proc.stdout
     rows = {line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")}
-    assert {"Conv2dFunction", "Subsample", "ScaledTanh", "other"} <= rows
+    assert {"Conv2dFunction", "SubsampleFunction", "ScaledTanhFunction", "other"} <= rows
     bad = subprocess.run([sys.executable, str(script), "W5"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "inference workload" in bad.stderr

@@ -1,7 +1,8 @@
 """``python -m minicnn.convert``: PyTorch checkpoints to safetensors, and the CLI's exit codes and messages.
 
-Usage errors: one ``prog: error:`` line, exit 2, nothing written.  Runtime failures: one line that
-says what failed and what to do, exit 1, nothing written (``--debug`` adds the traceback).  The tests
+The policy of ``minicnn.cli``: usage errors are one ``prog: error:`` line, exit 2, nothing written;
+runtime failures one ``prog: error:`` line that says what failed and what to do, exit 1, nothing
+written (``--debug`` adds the traceback).  The tests
 that make ``.pth`` files need PyTorch and skip without it; the others run everywhere.
 """
 import sys
@@ -30,7 +31,11 @@ def run(capsys, *argv):
     (["same.safetensors", "same.safetensors"], "INPUT and OUTPUT are the same file"),
     (["in.pth", "o.safetensors", "--num-classes", "3"], "--num-classes and --model-option need --arch"),
     (["in.pth", "o.safetensors", "--arch", "resnet19"], "argument --arch: invalid choice: 'resnet19'"),
-    (["in.pth", "o.safetensors", "--arch", "lenet5", "--num-classes", "0"], "--num-classes must be at least 1"),
+    (["in.pth", "o.safetensors", "--arch", "lenet5", "--num-classes", "0"],
+     "argument --num-classes: must be a positive integer, got 0"),
+    (["in.pth", "o.safetensors", "--arch", "lenet5", "-o", "aux_logits=false"], "lenet5 has no option 'aux_logits'"),
+    (["in.pth", "o.safetensors", "--arch", "googlenet", "-o", "aux_logits=maybe"],
+     "googlenet option aux_logits takes true or false, got 'maybe'"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -45,8 +50,8 @@ def test_without_pytorch_a_clear_message_and_exit_1(capsys, tmp_path, monkeypatc
     (tmp_path / "r.pth").write_bytes(b"PK\x03\x04")
     code, out, err = run(capsys, tmp_path / "r.pth", tmp_path / "r.safetensors")
     assert code == 1 and out == ""
-    assert err == ("error: reading a PyTorch checkpoint needs PyTorch, which is not installed: pip install torch "
-                   "(minicnn itself does not need it)\n")
+    assert err == ("python -m minicnn.convert: error: reading a PyTorch checkpoint needs PyTorch, which is not "
+                   "installed. Install it where you convert (pip install torch); minicnn itself never needs it\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pth"]
 
 
@@ -110,18 +115,20 @@ def test_a_pickled_object_is_refused_and_nothing_is_written(capsys, tmp_path, to
     torch.save({"w": torch.ones(2), "extra": NotATensor()}, tmp_path / "evil.pth")
     code, out, err = run(capsys, tmp_path / "evil.pth", tmp_path / "out.safetensors")
     assert code == 1 and out == ""
-    assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path / 'evil.pth'} holds a Python object (")
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"python -m minicnn.convert: error: {tmp_path / 'evil.pth'} holds a Python object (")
     assert "NotATensor) besides tensors" in err and "torch.load(weights_only=True)" in err
     assert not (tmp_path / "out.safetensors").exists()
     code, out, err = run(capsys, tmp_path / "evil.pth", tmp_path / "out.safetensors", "--debug")
     assert code == 1 and "Traceback (most recent call last)" in err and err.rstrip().splitlines()[-1].startswith(
-        "error: ")
+        "python -m minicnn.convert: error: ")
 
 
 def test_runtime_failures_say_what_to_do(capsys, tmp_path, torch_resnet):
     torch, model = torch_resnet
     code, _, err = run(capsys, tmp_path / "missing.pth", tmp_path / "o.safetensors")
-    assert (code, err) == (1, f"error: {tmp_path / 'missing.pth'}: no such file; check the path\n")
+    assert (code, err) == (1, f"python -m minicnn.convert: error: {tmp_path / 'missing.pth'}: no such file. "
+                              "Check the path\n")
     torch.save(model.state_dict(), tmp_path / "r.pth")
     (tmp_path / "cut.pth").write_bytes((tmp_path / "r.pth").read_bytes()[:2000])
     code, _, err = run(capsys, tmp_path / "cut.pth", tmp_path / "o.safetensors")
@@ -132,6 +139,7 @@ def test_runtime_failures_say_what_to_do(capsys, tmp_path, torch_resnet):
     code, _, err = run(capsys, tmp_path / "r.pth", tmp_path / "o.safetensors", "--arch", "resnet34",
                        "--num-classes", "10")
     assert code == 1 and len(err.splitlines()) == 1
-    assert err.startswith("error: the weights do not fit minicnn's resnet34: Missing key(s) in state_dict: ")
+    assert err.startswith("python -m minicnn.convert: error: the weights do not fit minicnn's resnet34: "
+                          "Missing key(s) in state_dict: ")
     assert err.rstrip().endswith("Nothing was written; pass the matching --num-classes / --model-option, or --mapping")
     assert not (tmp_path / "o.safetensors").exists()

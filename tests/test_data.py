@@ -1,43 +1,29 @@
 """minicnn.data: the real MNIST / Fashion-MNIST files, the DataLoader and the transforms.
 
 The real files are found through $MINICNN_DATA (set by .ci/run), else
-<repo>/../shared/data; without them those tests are skipped.
+<repo>/../shared/data (see conftest.py); without them those tests are skipped, or fail under CI=true.
 """
+import gzip
 import json
 import os
 
 import numpy as np
 import pytest
 
-from minicnn.data import (CIFAR10_MEAN, CIFAR10_STD, MNIST, MNIST_MEAN, MNIST_STD, ArrayDataset,
+from minicnn.data import (CIFAR10_MEAN, CIFAR10_STD, MNIST, ChecksumError, MNIST_MEAN, MNIST_STD, ArrayDataset,
                           Compose, DataLoader, DatasetNotFoundError, FashionMNIST, Normalize, Pad,
                           RandomCrop, RandomHorizontalFlip, Resize, ToFloat, get_dataset,
                           normalize_for)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def shared_data_dir():
-    """$MINICNN_DATA if set, else <repo>/../shared/data if it exists, else None."""
-    env = os.environ.get('MINICNN_DATA')
-    if env:
-        return env
-    fallback = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-    return fallback if os.path.isdir(fallback) else None
-
-
 @pytest.fixture(scope='module')
-def real_data(tmp_path_factory):
+def real_data(tmp_path_factory, mnist_dir):
     """Point MINICNN_DATA at the real files (never download; an empty cache) for this module."""
-    root = shared_data_dir()
-    if root is None or not os.path.isfile(os.path.join(root, 'mnist', 't10k-labels-idx1-ubyte.gz')):
-        pytest.skip('real MNIST files not found: set MINICNN_DATA to a folder holding mnist/ '
-                    'and fashion-mnist/ (e.g. ../shared/data)')
+    root = os.path.dirname(mnist_dir)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('MINICNN_DATA', os.path.abspath(root))
+        mp.setenv('MINICNN_DATA', root)
         mp.setenv('XDG_CACHE_HOME', str(tmp_path_factory.mktemp('cache')))
         mp.delenv('MINICNN_MIRROR', raising=False)
-        yield os.path.abspath(root)
+        yield root
 
 
 @pytest.fixture(scope='module')
@@ -92,7 +78,7 @@ def test_mnist_test_split_and_explicit_root(real_data):
     assert list(np.bincount(ds.targets)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_fashion_mnist(real_data):
+def test_fashion_mnist(real_data, fashion_mnist_dir):
     ds = FashionMNIST(train=True, download=False)
     assert ds.data.shape == (60000, 1, 28, 28) and ds.data.dtype == np.uint8
     assert list(ds.targets[:10]) == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
@@ -383,3 +369,22 @@ def test_compose_passes_rng_only_to_transforms():
     out = tf(x, rng=np.random.default_rng(1))
     assert out.shape == (2, 1, 2, 2) and np.all(out == 2.0)
     assert 'RandomCrop' in repr(tf)
+
+
+def test_gunzipped_idx_files_are_accepted_and_checked(real_data, tmp_path):
+    """As torchvision keeps them: train-images-idx3-ubyte without .gz, checked against its own MD5."""
+    folder = tmp_path / 'mnist'
+    folder.mkdir()
+    for name in ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
+        with gzip.open(os.path.join(real_data, 'mnist', name + '.gz'), 'rb') as src:
+            (folder / name).write_bytes(src.read())
+    ds = MNIST(root=tmp_path, train=False, download=False)
+    reference = MNIST(train=False, download=False)
+    assert ds.root == str(folder)
+    np.testing.assert_array_equal(ds.data, reference.data)
+    np.testing.assert_array_equal(ds.targets, reference.targets)
+    labels = bytearray((folder / 't10k-labels-idx1-ubyte').read_bytes())
+    labels[100] = (labels[100] + 1) % 10                       # one label changed
+    (folder / 't10k-labels-idx1-ubyte').write_bytes(bytes(labels))
+    with pytest.raises(ChecksumError, match='t10k-labels-idx1-ubyte is corrupt .* 27ae3e4e09519cfbb04c329615203637'):
+        MNIST(root=tmp_path, train=False, download=False)

@@ -7,33 +7,40 @@ The server runs on 127.0.0.1 (an ephemeral port) in a thread and serves:
   short/    any name: announces 1000 bytes, sends 10, hangs up
   cifar10/  a small CIFAR-10 archive written by the tests
 """
+import _pickle
+import ast
 import functools
+import gzip
 import hashlib
 import http.server
 import io
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import threading
 
 import numpy as np
 import pytest
+from conftest import dataset_dir, needs_mnist
 
-from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DatasetNotFoundError,
-                          DownloadError, get_dataset)
+from minicnn import checkpoint
+from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DataLoader, DatasetNotFoundError,
+                          DownloadError, FashionMNIST, get_dataset)
 from minicnn.data import download as dl
+from minicnn.data.datasets import CIFAR_RECORD, read_cifar_batch, read_label_names
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T10K = ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
 T10K_FIRST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
 def real_mnist_dir():
-    """Folder with the real MNIST .gz files ($MINICNN_DATA or <repo>/../shared/data), or None."""
-    base = os.environ.get('MINICNN_DATA') or os.path.join(os.path.dirname(REPO), 'shared', 'data')
-    d = os.path.join(base, 'mnist')
-    return d if all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
+    """Folder with the real MNIST t10k .gz files (conftest.DATA_ROOT, found once at start-up), or None.
+
+    Not read from the environment here: ``isolated`` below takes MINICNN_DATA away."""
+    d = dataset_dir('mnist')
+    return d if d and all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
 
 
 def md5_of(path):
@@ -49,33 +56,32 @@ CIFAR_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', '
 
 
 def write_fake_cifar(folder, per_batch=3, seed=0):
-    """Write cifar-10-batches-py/ (5 train batches + test batch + meta) under ``folder``.
+    """Write cifar-10-batches-bin/ (5 train batches + test batch + batches.meta.txt) under ``folder``,
+    in the published binary format: per image one label byte, then the red, green, blue planes.
 
     Returns (train_x, train_y, test_x, test_y) as the loader should see them.
     """
     rng = np.random.default_rng(seed)
-    d = os.path.join(folder, 'cifar-10-batches-py')
+    d = os.path.join(folder, 'cifar-10-batches-bin')
     os.makedirs(d, exist_ok=True)
     xs, ys = [], []
-    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
-        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
-        batch = {b'batch_label': name.encode(), b'labels': labels, b'data': data,
-                 b'filenames': [f'img{i}.png'.encode() for i in range(per_batch)]}
+    for name in [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']:
+        images = rng.integers(0, 256, size=(per_batch, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=per_batch).astype(np.uint8)
+        records = np.concatenate([labels[:, None], images.reshape(per_batch, -1)], axis=1)
         with open(os.path.join(d, name), 'wb') as f:
-            pickle.dump(batch, f, protocol=2)
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.array(labels))
-    with open(os.path.join(d, 'batches.meta'), 'wb') as f:
-        pickle.dump({b'label_names': [n.encode() for n in CIFAR_NAMES], b'num_vis': 3072,
-                     b'num_cases_per_batch': per_batch}, f, protocol=2)
+            f.write(records.tobytes())
+        xs.append(images)
+        ys.append(labels.astype(np.int64))
+    with open(os.path.join(d, 'batches.meta.txt'), 'w') as f:
+        f.write('\n'.join(CIFAR_NAMES) + '\n\n')
     return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
 
 
 def make_cifar_archive(path, src_folder):
-    """Pack ``src_folder/cifar-10-batches-py`` into a .tar.gz like the official one."""
+    """Pack ``src_folder/cifar-10-batches-bin`` into a .tar.gz like the official one."""
     with tarfile.open(path, 'w:gz') as tar:
-        tar.add(os.path.join(src_folder, 'cifar-10-batches-py'), arcname='cifar-10-batches-py')
+        tar.add(os.path.join(src_folder, 'cifar-10-batches-bin'), arcname='cifar-10-batches-bin')
     return path
 
 
@@ -84,8 +90,8 @@ def fake_cifar(tmp_path_factory):
     """A fake CIFAR-10: its source folder, archive, arrays and checksums."""
     src = str(tmp_path_factory.mktemp('cifar-src'))
     arrays = write_fake_cifar(src)
-    archive = make_cifar_archive(os.path.join(src, 'cifar-10-python.tar.gz'), src)
-    batches = os.path.join(src, 'cifar-10-batches-py')
+    archive = make_cifar_archive(os.path.join(src, 'cifar-10-binary.tar.gz'), src)
+    batches = os.path.join(src, 'cifar-10-batches-bin')
     md5s = {f: md5_of(os.path.join(batches, f)) for f in os.listdir(batches)}
     return {'src': src, 'archive': archive, 'arrays': arrays, 'md5s': md5s,
             'archive_md5': md5_of(archive)}
@@ -157,8 +163,6 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
-needs_mnist = pytest.mark.skipif(real_mnist_dir() is None,
-                                 reason='real MNIST files not found ($MINICNN_DATA or ../shared/data)')
 
 
 def leftovers(folder):
@@ -311,8 +315,8 @@ def test_short_download_never_reaches_final_name(isolated, server):
 
 def test_download_url_checks_md5(isolated, server, fake_cifar):
     base, _ = server
-    target = isolated / 'dl' / 'cifar-10-python.tar.gz'
-    url = base + '/cifar10/cifar-10-python.tar.gz'
+    target = isolated / 'dl' / 'cifar-10-binary.tar.gz'
+    url = base + '/cifar10/cifar-10-binary.tar.gz'
     with pytest.raises(ChecksumError, match='0' * 32):
         dl.download_url(url, str(target), md5='0' * 32, progress=False)
     assert not target.exists() and not leftovers(target.parent)
@@ -336,16 +340,16 @@ def check_cifar(ds, x, y):
 
 def test_cifar_from_extracted_folder(isolated, cifar_md5_override, fake_cifar):
     tr_x, tr_y, te_x, te_y = fake_cifar['arrays']
-    shutil.copytree(os.path.join(fake_cifar['src'], 'cifar-10-batches-py'),
-                    isolated / 'root' / 'cifar10' / 'cifar-10-batches-py')
+    shutil.copytree(os.path.join(fake_cifar['src'], 'cifar-10-batches-bin'),
+                    isolated / 'root' / 'cifar10' / 'cifar-10-batches-bin')
     ds = CIFAR10(root=isolated / 'root', train=True, download=False)
     assert len(ds) == 15
     check_cifar(ds, tr_x, tr_y)
     check_cifar(CIFAR10(root=isolated / 'root', train=False, download=False), te_x, te_y)
     # published checksums apply when not overridden: the fake batches are "corrupt"
-    cifar_md5_override['files'] = dict(dl.RESOURCES['cifar10']['files'],
-                                       data_batch_1='c99cafc152244af753f735de768cd75f')
-    with pytest.raises(ChecksumError, match='data_batch_1'):
+    cifar_md5_override['files'] = dict(cifar_md5_override['files'],
+                                       **{'data_batch_1.bin': '5dd7e06a14cb22eb9f671a540d1b7c25'})
+    with pytest.raises(ChecksumError, match='data_batch_1.bin'):
         CIFAR10(root=isolated / 'root', train=True, download=False)
 
 
@@ -355,7 +359,7 @@ def test_cifar_extracts_local_archive(isolated, cifar_md5_override, fake_cifar):
     folder.mkdir(parents=True)
     shutil.copy(fake_cifar['archive'], folder)
     check_cifar(CIFAR10(root=isolated / 'root', download=False), tr_x, tr_y)
-    assert (folder / 'cifar-10-batches-py' / 'test_batch').is_file()
+    assert (folder / 'cifar-10-batches-bin' / 'test_batch.bin').is_file()
     assert not leftovers(folder)
 
 
@@ -367,24 +371,24 @@ def test_cifar_downloads_and_extracts(isolated, monkeypatch, server, cifar_md5_o
     ds = get_dataset('CIFAR-10', train=False)
     check_cifar(ds, te_x, te_y)
     cache = isolated / 'cache' / 'minicnn' / 'cifar10'
-    assert (cache / 'cifar-10-python.tar.gz').is_file() and not leftovers(cache)
+    assert (cache / 'cifar-10-binary.tar.gz').is_file() and not leftovers(cache)
 
 
 def test_cifar_archive_with_wrong_md5(isolated, monkeypatch, fake_cifar):
     monkeypatch.setitem(dl.RESOURCES['cifar10'], 'archive',
-                        ('cifar-10-python.tar.gz', 'c58f30108f718f92721af3b95e74349a'))
+                        ('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530'))
     folder = isolated / 'root' / 'cifar10'
     folder.mkdir(parents=True)
     shutil.copy(fake_cifar['archive'], folder)
     with pytest.raises(ChecksumError) as err:
         CIFAR10(root=isolated / 'root', download=False)
-    assert 'c58f30108f718f92721af3b95e74349a' in str(err.value)
+    assert 'c32a1d4ab5d03f1284b67883e8d87530' in str(err.value)
     assert fake_cifar['archive_md5'] in str(err.value)
-    assert not (folder / 'cifar-10-batches-py').exists()
+    assert not (folder / 'cifar-10-batches-bin').exists()
 
 
 def test_cifar_not_found(isolated):
-    with pytest.raises(DatasetNotFoundError, match='cifar-10-python.tar.gz'):
+    with pytest.raises(DatasetNotFoundError, match='cifar-10-binary.tar.gz'):
         CIFAR10(root=isolated / 'root', download=False)
 
 
@@ -399,3 +403,107 @@ def test_unsafe_archive_member_is_refused(tmp_path):
     with pytest.raises(DataError, match='evil.tar.gz'):
         dl.extract_archive(str(archive), str(dest))
     assert not (tmp_path / 'escaped.txt').exists() and os.listdir(dest) == []
+
+
+# ----------------------------------------------------------------------------
+# Nothing a user supplies is ever unpickled
+# ----------------------------------------------------------------------------
+
+class _RunsCode:
+    """Unpickling this creates a file (as a planted file could run any command)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def write_fake_mnist(folder, n=5, seed=0):
+    """t10k IDX .gz files of ``n`` random images; returns their {name: md5}."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    for name, array in zip(T10K, (images, labels)):
+        head = bytes([0, 0, 8, array.ndim]) + b''.join(d.to_bytes(4, 'big') for d in array.shape)
+        with gzip.open(os.path.join(folder, name), 'wb') as f:
+            f.write(head + array.tobytes())
+    return {name: md5_of(os.path.join(folder, name)) for name in T10K}, images, labels
+
+
+def test_no_loader_unpickles_anything(isolated, monkeypatch, cifar_md5_override, fake_cifar):
+    """Every loader runs with pickle disabled; a planted pickle (CIFAR's old batches.meta) is never opened."""
+    root = isolated / 'root'
+    shutil.copytree(os.path.join(fake_cifar['src'], 'cifar-10-batches-bin'), root / 'cifar10' / 'cifar-10-batches-bin')
+    marker = isolated / 'code-ran'
+    for folder in ('cifar-10-batches-bin', 'cifar-10-batches-py'):
+        os.makedirs(root / 'cifar10' / folder, exist_ok=True)
+        with open(root / 'cifar10' / folder / 'batches.meta', 'wb') as f:
+            pickle.dump(_RunsCode(str(marker)), f)
+    md5s, images, labels = write_fake_mnist(root / 'mnist')
+    for dataset in ('mnist', 'fashion-mnist'):
+        files = dict(dl.RESOURCES[dataset]['files'], **md5s)
+        monkeypatch.setitem(dl.RESOURCES, dataset, dict(dl.RESOURCES[dataset], folder='mnist', files=files))
+    ckpt = isolated / 'last.npz'
+    checkpoint.save(ckpt, {'model': {'w': np.ones(3, np.float32)}, 'epoch': 1})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('pickle was called')
+    for name in ('load', 'loads', 'Unpickler'):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(_pickle, 'Unpickler', refuse)
+
+    _, _, te_x, te_y = fake_cifar['arrays']
+    check_cifar(CIFAR10(root=root, train=False, download=False), te_x, te_y)
+    assert len(CIFAR10(root=root, train=True, download=False)) == 15
+    for cls in (MNIST, FashionMNIST):
+        ds = cls(root=root, train=False, download=False)
+        np.testing.assert_array_equal(ds.data[:, 0], images)
+        np.testing.assert_array_equal(ds.targets, labels)
+        assert sum(len(y) for _, y in DataLoader(ds, batch_size=2, shuffle=True, seed=0)) == 5
+    assert checkpoint.load(ckpt)['epoch'] == 1
+    assert not marker.exists()
+
+
+def test_no_module_of_minicnn_imports_pickle():
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'minicnn')
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith('.py'):
+                tree = ast.parse(open(os.path.join(folder, name), encoding='utf-8').read())
+                imported = {alias.name.split('.')[0] for node in ast.walk(tree)
+                            if isinstance(node, (ast.Import, ast.ImportFrom))
+                            for alias in (node.names if isinstance(node, ast.Import)
+                                          else [ast.alias(node.module or '')])}
+                assert not imported & {'pickle', '_pickle', 'cPickle', 'dill', 'shelve'}, name
+
+
+def test_corrupt_cifar_files_are_refused(tmp_path):
+    good = np.zeros((2, CIFAR_RECORD), np.uint8)
+    (tmp_path / 'short.bin').write_bytes(good.tobytes()[:-1])
+    with pytest.raises(DataError, match=r'short.bin: 6145 bytes is not a whole number of 3073-byte'):
+        read_cifar_batch(str(tmp_path / 'short.bin'))
+    (tmp_path / 'empty.bin').write_bytes(b'')
+    with pytest.raises(DataError, match='empty.bin: 0 bytes'):
+        read_cifar_batch(str(tmp_path / 'empty.bin'))
+    bad = good.copy()
+    bad[1, 0] = 10
+    (tmp_path / 'label.bin').write_bytes(bad.tobytes())
+    with pytest.raises(DataError, match='label.bin: record 1 has label 10'):
+        read_cifar_batch(str(tmp_path / 'label.bin'))
+    for content in (b'airplane\nautomobile\n', '\n'.join(CIFAR_NAMES[::-1]).encode(), b'\xff' * 50,
+                    b'\n'.join(n.encode() for n in CIFAR_NAMES) * 100):
+        (tmp_path / 'batches.meta.txt').write_bytes(content)
+        with pytest.raises(DataError, match='batches.meta.txt: expected the CIFAR-10 class names'):
+            read_label_names(str(tmp_path / 'batches.meta.txt'), CIFAR_NAMES)
+    (tmp_path / 'batches.meta.txt').write_bytes(b'\n'.join(n.encode() for n in CIFAR_NAMES) + b'\r\n\n')
+    assert read_label_names(str(tmp_path / 'batches.meta.txt'), CIFAR_NAMES) == CIFAR_NAMES
+
+
+def test_the_published_cifar_checksums_are_those_of_the_binary_version():
+    res = dl.RESOURCES['cifar10']
+    assert res['archive'] == ('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530')   # the Toronto page
+    assert sorted(res['files']) == [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']
+    assert all(re.fullmatch('[0-9a-f]{32}', md5) for md5 in res['files'].values())
+    assert res['text_files'] == ['batches.meta.txt']

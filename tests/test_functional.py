@@ -279,3 +279,12 @@ def test_nll_loss_spatial_equals_cross_entropy():
     for reduction in ("none", "mean"):
         np.testing.assert_allclose(F.nll_loss(F.log_softmax(x, 1), target, reduction=reduction).numpy(),
                                    F.cross_entropy(x, target, reduction=reduction).numpy(), rtol=1e-12)
+
+
+def test_functional_names_are_listed_once_and_nn_functional_has_the_same():
+    import minicnn.functional as functional
+    import minicnn.nn.functional as nnf
+    assert len(functional.__all__) == len(set(functional.__all__)) == 19
+    assert all(callable(getattr(functional, name)) for name in functional.__all__)
+    assert nnf.__all__ == functional.__all__ and all(getattr(nnf, n) is getattr(functional, n) for n in nnf.__all__)
+    assert not any(name.endswith("Function") for name in functional.__all__)

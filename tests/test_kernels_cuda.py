@@ -2,7 +2,7 @@
 
 1. Every kernel run on each device (``device`` fixture from conftest: 'cuda' is skipped with a
    reason when CuPy or a GPU is missing) and compared with the loop references.
-2. The CUDA C sources of ``minicnn.kernels.cuda`` compiled as plain C++ for the CPU (a few macros
+2. The CUDA C sources of ``minicnn.kernels.fast.cuda`` compiled as plain C++ for the CPU (a few macros
    stand in for ``__global__``, ``blockIdx``...; one "thread" runs the whole grid-stride loop) and
    compared with NumPy, so their index arithmetic is tested even on machines without a GPU.
    Skipped when no C++ compiler is installed.
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from minicnn import backend
-from minicnn.kernels import cuda as cuda_kernels
+from minicnn.kernels.fast import cuda as cuda_kernels
 from minicnn.kernels import reference as R
 from minicnn.kernels import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                              avg_pool2d_forward, batch_norm_backward, batch_norm_forward, col2im, conv2d_backward,
                              conv2d_forward, dropout_forward, im2col, local_response_norm_backward,
                              local_response_norm_forward, max_pool2d_backward, max_pool2d_forward)
-from minicnn.kernels.pool import pool_geometry
+from minicnn.kernels.geometry import pool_geometry
 
 # --------------------------------------------------------------------------- 1. kernels on each device
 

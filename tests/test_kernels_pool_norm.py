@@ -4,12 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minicnn.kernels import fast
 from minicnn.kernels import reference as R
 from minicnn.kernels import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
                              avg_pool2d_forward, batch_norm_backward, batch_norm_forward,
                              local_response_norm_backward, local_response_norm_forward, max_pool2d_backward,
                              max_pool2d_forward, subsample_backward, subsample_forward)
-from minicnn.kernels.pool import pool_output_size
+from minicnn.kernels.geometry import pool_output_size
 
 FD = dict(rtol=1e-6, atol=1e-7)   # finite differences (float64, eps 1e-6)
 
@@ -137,11 +138,11 @@ def test_adaptive_avg_pool_matches_reference(n, c, h, w, oh, ow, seed):
                                             ((None, 2), (6, 2), "blocks"), ((9, 5), (9, 5), "matrix")])
 def test_adaptive_avg_pool_fast_paths(size, full, mode):
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 4)).astype(np.float32)
-    out, cache = adaptive_avg_pool2d_forward(x, size)
+    out, cache = fast.adaptive_avg_pool2d_forward(x, size)
     assert cache.mode == mode and out.dtype == np.float32 and out.shape == (2, 3, *full)
     np.testing.assert_allclose(out, R.adaptive_avg_pool2d(x, full), rtol=1e-5, atol=1e-6)
     g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
-    dx = adaptive_avg_pool2d_backward(g, cache)
+    dx = fast.adaptive_avg_pool2d_backward(g, cache)
     assert dx.dtype == np.float32 and dx.shape == x.shape
     # every bin spreads its gradient evenly: the total is preserved
     np.testing.assert_allclose(dx.sum(axis=(2, 3)), g.sum(axis=(2, 3)), rtol=1e-5)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DATA_ROOT
 
 from minicnn import predict, train
 from minicnn.data import MNIST
@@ -13,9 +14,7 @@ from minicnn.data import MNIST
 PIL = pytest.importorskip("PIL.Image")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.abspath(os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data"))
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist", "t10k-images-idx3-ubyte.gz")),
-                                reason=f"MNIST not found in {DATA} (set MINICNN_DATA)")
+DATA = DATA_ROOT
 
 ROW = re.compile(r"^\s+(\d+)\s+(\S+)\s+([\d.]+)%$")
 
@@ -39,7 +38,7 @@ def rows(stdout):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, mnist_dir):
     """A LeNet-5 trained in-process for 2 epochs on 2000 MNIST images (about 85% test accuracy)."""
     out = tmp_path_factory.mktemp("predict") / "run"
     code = train.run(["lenet5", "--limit-train", "2000", "--limit-test", "200", "--epochs", "2",
@@ -51,7 +50,7 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(mnist_dir):
     ds = MNIST(root=DATA, train=False)
     return ds.data[:8], ds.targets[:8]
 

@@ -150,6 +150,36 @@ def test_cli_runs_a_model_and_reports_errors():
     assert "Total params: 60,425" in result.stdout           # 60,850 - 5 * 85
     assert "Output 5 x (84 + 1)" in result.stdout and "MISMATCH" not in result.stdout
     bad = run_cli("lenet5", "--input", "1,28,28")
-    assert bad.returncode == 2 and "Pad 28x28 MNIST digits" in bad.stderr
+    assert bad.returncode == 2 and "Pad 28x28 MNIST digits" in bad.stderr and "Traceback" not in bad.stderr
+    no_gpu = run_cli("lenet5", "--device", "cuda")
+    if not minicnn.cuda_available():            # a runtime error: one line, exit 1
+        assert no_gpu.returncode == 1 and no_gpu.stderr.count("\n") == 1, no_gpu.stderr
+        assert no_gpu.stderr.startswith("python -m minicnn.summary: error: device 'cuda' is not available")
     unknown = run_cli("resnet19")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_cli_options_are_parsed_as_train_parses_them():
+    """-o false/true are booleans (ast.literal_eval kept "false" a string, which is true)."""
+    result = run_cli("googlenet", "-o", "aux_logits=false")
+    assert result.returncode == 0, result.stderr
+    assert "Trainable params: 6,624,904" in result.stdout and "(6,624,904)" not in result.stdout
+    for value, params in (("false", "61,750"), ("False", "61,750"), ("true", "60,850"), ("TRUE", "60,850")):
+        result = run_cli("lenet5", "-o", f"c3_table={value}")
+        assert result.returncode == 0 and f"Total params: {params}" in result.stdout, (value, result.stderr)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["lenet5", "--num-classes", "0"], "argument --num-classes: must be a positive integer, got 0"),
+    (["lenet5", "-o", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are num_classes=10"),
+    (["lenet5", "-o", "c3_table=yes"], "lenet5 option c3_table takes true or false, got 'yes'"),
+    (["lenet5", "-o", "=1"], "expected KEY=VALUE"),
+    (["alexnet", "--input", "3,32,32"], "AlexNet: images must be at least 63x63, got 32x32"),
+])
+def test_cli_usage_errors_are_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m minicnn.summary: error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""

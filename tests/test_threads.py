@@ -16,7 +16,9 @@ from threadpoolctl import threadpool_info
 from minicnn import backend, nn, optim
 from minicnn import functional as F
 from minicnn.autograd import Tensor
-from minicnn.kernels import conv, misc, norm, pool
+from minicnn import kernels
+from minicnn.kernels.fast import conv, misc, norm, pool
+from minicnn.kernels.fast import threads as fast_threads
 from minicnn.kernels import reference as ref
 
 
@@ -30,21 +32,22 @@ def threads(monkeypatch):
     monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
     monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
     monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
-    monkeypatch.setattr(backend, "MIN_ELEMENTWISE_VALUES", 0)
-    before = backend.get_num_threads()
-    backend.set_num_threads(3)
-    yield 3
-    backend.set_num_threads(before)
+    monkeypatch.setattr(fast_threads, "MIN_ELEMENTWISE_VALUES", 0)
+    before = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(3)
+    with kernels.use("fast"):            # the threads are the fast kernels' (also under MINICNN_KERNELS=textbook)
+        yield 3
+    fast_threads.set_num_threads(before)
 
 
 def one_thread(fn):
     """fn() run with a single minicnn thread (then the thread count is put back)."""
-    before = backend.get_num_threads()
-    backend.set_num_threads(1)
+    before = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(1)
     try:
         return fn()
     finally:
-        backend.set_num_threads(before)
+        fast_threads.set_num_threads(before)
 
 
 def blas_threads():
@@ -55,19 +58,19 @@ def blas_threads():
 
 
 def test_batch_slices_cover_the_range_in_nearly_equal_contiguous_parts(threads):
-    assert backend.batch_slices(10) == [(0, 3), (3, 6), (6, 10)]
-    assert backend.batch_slices(2) == [(0, 1), (1, 2)]               # fewer items than threads
-    assert backend.batch_slices(0) == [(0, 0)]
-    assert backend.batch_slices(10, min_size=4) == [(0, 5), (5, 10)]  # no slice under 4 items
-    assert backend.batch_slices(10, min_size=11) == [(0, 10)]
+    assert fast_threads.batch_slices(10) == [(0, 3), (3, 6), (6, 10)]
+    assert fast_threads.batch_slices(2) == [(0, 1), (1, 2)]               # fewer items than threads
+    assert fast_threads.batch_slices(0) == [(0, 0)]
+    assert fast_threads.batch_slices(10, min_size=4) == [(0, 5), (5, 10)]  # no slice under 4 items
+    assert fast_threads.batch_slices(10, min_size=11) == [(0, 10)]
 
 
 def test_balanced_slices_split_by_total_size(threads):
-    assert backend.balanced_slices([10] * 9, min_total=1) == [(0, 3), (3, 6), (6, 9)]
-    assert backend.balanced_slices([100, 1, 1, 1], min_total=1) == [(0, 1), (1, 3), (3, 4)]
-    assert backend.balanced_slices([1, 1, 1, 100], min_total=1) == [(0, 4)]
-    assert backend.balanced_slices([10] * 9, min_total=1000) == [(0, 9)]   # too little work to share
-    assert backend.balanced_slices([], min_total=1) == [(0, 0)]
+    assert fast_threads.balanced_slices([10] * 9, min_total=1) == [(0, 3), (3, 6), (6, 9)]
+    assert fast_threads.balanced_slices([100, 1, 1, 1], min_total=1) == [(0, 1), (1, 3), (3, 4)]
+    assert fast_threads.balanced_slices([1, 1, 1, 100], min_total=1) == [(0, 4)]
+    assert fast_threads.balanced_slices([10] * 9, min_total=1000) == [(0, 9)]   # too little work to share
+    assert fast_threads.balanced_slices([], min_total=1) == [(0, 0)]
 
 
 def test_parallel_map_returns_results_in_slice_order_from_several_threads(threads):
@@ -76,7 +79,7 @@ def test_parallel_map_returns_results_in_slice_order_from_several_threads(thread
     def work(start, stop):
         barrier.wait()
         return start, stop, threading.get_ident()
-    results = backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+    results = fast_threads.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
     assert [r[:2] for r in results] == [(0, 1), (1, 2), (2, 3)]
     assert len({r[2] for r in results}) == 3
     assert results[-1][2] == threading.get_ident()  # the caller takes the last slice
@@ -88,8 +91,8 @@ def test_parallel_map_raises_a_worker_exception_in_the_caller(threads):
             raise ValueError("slice 0 failed")
         return start
     with pytest.raises(ValueError, match="slice 0 failed"):
-        backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
-    assert backend.parallel_map(lambda a, b: a, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]   # still usable
+        fast_threads.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+    assert fast_threads.parallel_map(lambda a, b: a, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]   # still usable
 
 
 def test_parallel_map_waits_for_every_slice_before_raising_the_callers_failure(threads):
@@ -101,60 +104,60 @@ def test_parallel_map_waits_for_every_slice_before_raising_the_callers_failure(t
         time.sleep(0.2)                  # ... while the workers are still busy
         finished.append(start)
     with pytest.raises(ValueError, match="caller's slice failed"):
-        backend.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
+        fast_threads.parallel_map(work, [(0, 1), (1, 2), (2, 3)])
     assert sorted(finished) == [0, 1]
 
 
 def test_parallel_map_runs_everything_in_the_caller_inside_a_slice_or_with_one_thread(threads):
     caller = threading.get_ident()
-    inner = backend.parallel_map(lambda a, b: backend.parallel_map(lambda c, d: threading.get_ident(),
+    inner = fast_threads.parallel_map(lambda a, b: fast_threads.parallel_map(lambda c, d: threading.get_ident(),
                                                                   [(0, 1), (1, 2)]), [(0, 1), (1, 2), (2, 3)])
     assert all(len(set(ids)) == 1 for ids in inner)      # no nested hand-off (it could deadlock)
-    backend.set_num_threads(1)
-    assert backend.parallel_map(lambda a, b: threading.get_ident(), [(0, 1), (1, 2)]) == [caller, caller]
+    fast_threads.set_num_threads(1)
+    assert fast_threads.parallel_map(lambda a, b: threading.get_ident(), [(0, 1), (1, 2)]) == [caller, caller]
 
 
 def test_a_heavy_single_slice_lets_blas_use_minicnns_threads(threads):
-    backend.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])      # BLAS now held at one thread
-    inside = backend.parallel_map(lambda a, b: blas_threads(), [(0, 1)], heavy=True)[0]
+    fast_threads.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])      # BLAS now held at one thread
+    inside = fast_threads.parallel_map(lambda a, b: blas_threads(), [(0, 1)], heavy=True)[0]
     assert inside == [3] * len(inside) and blas_threads() == [1] * len(inside)
-    assert backend.parallel_map(lambda a, b: blas_threads(), [(0, 1)])[0] == [1] * len(inside)
+    assert fast_threads.parallel_map(lambda a, b: blas_threads(), [(0, 1)])[0] == [1] * len(inside)
 
 
 def test_a_kernel_called_inside_a_slice_is_not_cut_again(threads):
-    inner = backend.parallel_map(lambda a, b: backend.batch_slices(12), [(0, 1), (1, 2), (2, 3)])
+    inner = fast_threads.parallel_map(lambda a, b: fast_threads.batch_slices(12), [(0, 1), (1, 2), (2, 3)])
     assert inner == [[(0, 12)]] * 3
-    assert backend.batch_slices(12) == [(0, 4), (4, 8), (8, 12)]
+    assert fast_threads.batch_slices(12) == [(0, 4), (4, 8), (8, 12)]
 
 
 def test_blas_is_held_at_one_thread_while_minicnn_runs_threads_and_given_back_after():
-    before_threads = backend.get_num_threads()
+    before_threads = fast_threads.get_num_threads()
     try:
-        backend.set_num_threads(1)                # BLAS has its own threads (an earlier test may have limited it)
+        fast_threads.set_num_threads(1)                # BLAS has its own threads (an earlier test may have limited it)
         own = blas_threads()
-        backend.set_num_threads(2)
-        backend.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])
+        fast_threads.set_num_threads(2)
+        fast_threads.parallel_map(lambda a, b: None, [(0, 1), (1, 2)])
         assert blas_threads() == [1] * len(own)
-        backend.set_num_threads(1)
+        fast_threads.set_num_threads(1)
         assert blas_threads() == own
     finally:
-        backend.set_num_threads(before_threads)
+        fast_threads.set_num_threads(before_threads)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_rejects_non_positive_ints(bad):
     with pytest.raises(ValueError, match="set_num_threads: n must be a positive int"):
-        backend.set_num_threads(bad)
+        fast_threads.set_num_threads(bad)
 
 
 def test_default_thread_count_follows_the_environment(monkeypatch):
     monkeypatch.setenv("MINICNN_NUM_THREADS", "3")
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
-    assert backend._default_num_threads() == 3
+    assert fast_threads._default_num_threads() == 3
     monkeypatch.delenv("MINICNN_NUM_THREADS")
-    assert backend._default_num_threads() == 5
+    assert fast_threads._default_num_threads() == 5
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
-    assert backend._default_num_threads() >= 1
+    assert fast_threads._default_num_threads() >= 1
 
 
 # --------------------------------------------------------------------------- the threaded kernels
@@ -200,6 +203,34 @@ def test_threaded_conv2d_agrees_with_one_thread_on_every_route(threads, shape, k
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * float(np.abs(want).max()))
 
 
+@pytest.mark.parametrize("routes, shape, out_channels, kernel, pad, groups", [
+    ({"transposed", "channels-last"}, (3, 32, 4, 4), 2, 3, 1, 1), ({"transposed"}, (3, 64, 3, 3), 4, 3, 1, 2),
+    ({"channels-last"}, (3, 16, 4, 4), 3, 3, 1, 1), (set(), (3, 6, 6, 6), 4, 3, 0, 1),
+    (set(), (3, 4, 12, 12), 4, 3, 1, 2), ({"full-window"}, (3, 6, 5, 5), 4, 5, 0, 1),
+    ({"1x1"}, (3, 8, 5, 5), 6, 1, 0, 1), ({"1x1"}, (3, 32, 4, 4), 8, 1, 0, 4)])
+def test_threaded_conv2d_matches_the_reference_on_every_route(threads, routes, shape, out_channels, kernel, pad,
+                                                              groups):
+    """Each route the kernel can take (the thresholds unpatched; none of them: im2col and col2im),
+    threaded, against the loop reference."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((out_channels, shape[1] // groups, kernel, kernel))
+    b = rng.standard_normal(out_channels)
+    padding = ((pad, pad), (pad, pad))
+    out, cache = conv.conv2d_forward(x, w, b, padding=padding, groups=groups)
+    g = cache.geom
+    taken = {"transposed": conv.dx_by_transposed_conv(np, g),
+             "channels-last": conv.use_channels_last(np, g.C, g.groups, g.Wo, g.N * g.Ho * g.Wo, g.O),
+             "full-window": g.full_window, "1x1": g.pointwise}
+    assert {name for name, on in taken.items() if on} == routes
+    assert len(conv._batch_slices(g, np)[0]) == 3                   # really cut for the three threads
+    np.testing.assert_allclose(out, ref.conv2d(x, w, b, padding=padding, groups=groups), atol=1e-10)
+    grad = rng.standard_normal(out.shape)
+    for got, want in zip(conv.conv2d_backward(grad, cache),
+                         ref.conv2d_backward(grad, x, w, padding=padding, groups=groups)):
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
 @shared_fixture
 @given(n=st.integers(1, 6), size=st.integers(2, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
        pad=st.integers(0, 1), ceil=st.booleans())
@@ -237,6 +268,8 @@ def test_threaded_subsampling_matches_the_reference(threads):
 @pytest.mark.parametrize("shape", [(4, 7, 3, 3), (6, 5), (3, 4, 2, 2, 2)])
 @pytest.mark.parametrize("training", [True, False])
 def test_threaded_batch_norm_matches_the_reference_and_one_thread(threads, shape, training):
+    """Forward against the reference, backward against finite differences of the reference, and both
+    against the one-thread run."""
     rng = np.random.default_rng(2)
     C = shape[1]
     x, grad = rng.standard_normal(shape), rng.standard_normal(shape)
@@ -251,6 +284,14 @@ def test_threaded_batch_norm_matches_the_reference_and_one_thread(threads, shape
         np.testing.assert_allclose(running[0], 0.9 * before[0] + 0.1 * mean, atol=1e-12)
         np.testing.assert_allclose(running[1], 0.9 * before[1] + 0.1 * var * count / (count - 1), atol=1e-12)
     grads = norm.batch_norm_backward(grad, cache)
+
+    def reference(x_, w_, b_):
+        mean_, var_ = ref.batch_stats(x_) if training else before
+        return ref.batch_norm(x_, mean_, var_, w_, b_)
+    for got, want in zip(grads, (ref.numerical_gradient(lambda v: reference(v, weight, bias), x, grad),
+                                 ref.numerical_gradient(lambda v: reference(x, v, bias), weight, grad),
+                                 ref.numerical_gradient(lambda v: reference(x, weight, v), bias, grad))):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     fresh = [r.copy() for r in before]
     _, cache1 = one_thread(lambda: norm.batch_norm_forward(x, *fresh, weight, bias, training=training))
     for got, want in zip(grads, one_thread(lambda: norm.batch_norm_backward(grad, cache1))):
@@ -277,10 +318,25 @@ def test_threaded_linear_matches_the_reference(threads):
     np.testing.assert_allclose(db, grad.reshape(-1, 5).sum(axis=0), atol=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2),
-                                  lambda ps: optim.Adam(ps, lr=0.01)])
-def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monkeypatch):
-    monkeypatch.setattr(backend, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
+def sgd_by_hand(p, g, state, t, lr=0.1, momentum=0.9, weight_decay=1e-2):
+    """torch.optim.SGD's documented update (no dampening, no Nesterov), in float64."""
+    g = g + weight_decay * p
+    state["buf"] = g if t == 1 else momentum * state["buf"] + g
+    return p - lr * state["buf"]
+
+
+def adam_by_hand(p, g, state, t, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+    """torch.optim.Adam's documented update, in float64."""
+    state["m"] = beta1 * state.get("m", 0.0) + (1 - beta1) * g
+    state["v"] = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
+    return p - lr * (state["m"] / (1 - beta1 ** t)) / (np.sqrt(state["v"] / (1 - beta2 ** t)) + eps)
+
+
+@pytest.mark.parametrize("make, by_hand", [
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2), sgd_by_hand),
+    (lambda ps: optim.Adam(ps, lr=0.01), adam_by_hand)])
+def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, by_hand, monkeypatch):
+    monkeypatch.setattr(misc, "balanced_slices", lambda sizes, min_total=0: _three_way(len(sizes)))
     threads_seen = set()
     rng = np.random.default_rng(5)
     shapes = [(4, 3), (7,), (2, 2, 2), (5,)]
@@ -304,6 +360,11 @@ def test_threaded_optimizer_step_equals_the_one_thread_step(threads, make, monke
     assert threads_seen == {threading.get_ident()}
     for got, want in zip(threaded, serial):
         np.testing.assert_array_equal(got, want)
+    for got, p, g in zip(threaded, values, grads):           # and both are the documented update
+        p, g, state = p.astype(np.float64), g.astype(np.float64), {}
+        for t in (1, 2, 3):
+            p = by_hand(p, g, state, t)
+        np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-6)
 
 
 def _three_way(n):
@@ -318,11 +379,11 @@ def test_elementwise_passes_matching_slices_of_every_array(threads):
     def double(o, x):
         seen.append(len(x))
         np.multiply(x, 2, out=o)
-    backend.elementwise(double, out, x)
+    fast_threads.elementwise(double, out, x)
     np.testing.assert_array_equal(out, 2 * x)
     assert sorted(seen) == [1, 2, 2]
     scalar, result = np.array(3.0), np.empty(())
-    backend.elementwise(lambda o, x: np.add(x, 1, out=o), result, scalar)   # a 0-d array is one slice
+    fast_threads.elementwise(lambda o, x: np.add(x, 1, out=o), result, scalar)   # a 0-d array is one slice
     assert result == 4.0
 
 
@@ -393,5 +454,5 @@ def test_arrays_of_another_library_are_never_cut(threads):
     """CuPy arrays (any xp but NumPy) run in one slice: the threads are for the CPU only."""
     class FakeCupy:
         pass
-    assert backend.batch_slices(10, xp=FakeCupy) == [(0, 10)]
-    assert backend.batch_slices(10, xp=np) == [(0, 3), (3, 6), (6, 10)]
+    assert fast_threads.batch_slices(10, xp=FakeCupy) == [(0, 10)]
+    assert fast_threads.batch_slices(10, xp=np) == [(0, 3), (3, 6), (6, 10)]

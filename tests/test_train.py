@@ -16,21 +16,14 @@ import time
 
 import numpy as np
 import pytest
+from conftest import DATA_ROOT, needs_mnist
 from threadpoolctl import threadpool_info
 
+import minicnn
 from minicnn import backend, checkpoint, nn, optim, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _data_dir():
-    path = os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data")
-    return os.path.abspath(path)
-
-
-DATA = _data_dir()
-needs_mnist = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "mnist", "t10k-images-idx3-ubyte.gz")),
-                                 reason=f"MNIST not found in {DATA} (set MINICNN_DATA)")
+DATA = DATA_ROOT
 
 # A small, fast, robust run: 2000 training images, 500 test images, 2 epochs of 63 steps (about 2 s;
 # 85-86% test accuracy for seeds 0, 1, 2).
@@ -39,13 +32,16 @@ QUICK = ["lenet5", "--limit-train", "2000", "--limit-test", "500", "--epochs", "
 TIMING_COLUMNS = {"seconds", "images_per_s"}
 
 
-def cli(args, cwd, env_extra=None, timeout=120, module="minicnn.train"):
-    """Run ``python -m module args`` in ``cwd``; return the CompletedProcess (text output)."""
+FAULTS = os.path.join(REPO, "tests", "faults.py")
+
+
+def cli(args, cwd, env_extra=None, timeout=120, module="minicnn.train", fault=None):
+    """Run ``python -m module args`` in ``cwd`` (with ``fault`` injected by tests/faults.py, when given);
+    return the CompletedProcess (text output)."""
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MINICNN_DATA=DATA)
-    env.pop("MINICNN_TRAIN_FAULT", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    command = [sys.executable, "-m", module] if fault is None else [sys.executable, FAULTS, fault, "-m", module]
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def read_metrics(run_dir):
@@ -58,7 +54,7 @@ def without_timing(rows):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, mnist_dir):
     """One complete QUICK run (2 epochs), shared by the tests below."""
     cwd = tmp_path_factory.mktemp("quick")
     proc = cli(QUICK + ["--out", "run"], cwd)
@@ -84,6 +80,63 @@ def test_bad_options_exit_2(tmp_path):
     proc = cli(["nosuchnet"], tmp_path)
     assert proc.returncode == 2 and "unknown architecture" in proc.stderr and "lenet5" in proc.stderr
     assert cli([], tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["alexnet", "--dataset", "mnist", "--input-size", "32"], "AlexNet: images must be at least 63x63, got 32x32"),
+    (["lenet5", "--input-size", "28"], "LeNet5: expected 32x32 images, got 28x28"),
+    (["lenet5", "--label-smoothing", "1.5"], "argument --label-smoothing: must be a finite number in [0, 1], got 1.5"),
+    (["lenet5", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    (["lenet5", "--schedule", "multistep", "--milestones", "5", "2"], "--milestones: must be increasing, got 5 2"),
+    (["lenet5", "--model-option", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are num_classes"),
+    (["lenet5", "-o", "c3_table=maybe"], "lenet5 option c3_table takes true or false, got 'maybe'"),
+    (["lenet5", "--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
+    (["lenet5", "--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),
+    (["lenet5", "--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+    (["lenet5", "--momentum", "1.5"], "argument --momentum: must be a finite number in [0, 1), got 1.5"),
+    (["lenet5", "--epochs", "2", "--warmup-epochs", "3"], "the warm-up (3 epochs) is longer than the run (--epochs 2)"),
+    (["lenet5", "--data-dir", "nowhere"], "argument --data-dir: nowhere does not exist"),
+    (["nosuchnet"], "unknown architecture 'nosuchnet'; available: alexnet"),
+    ([], "the architecture name is required"),
+])
+def test_usage_errors_are_one_line_exit_2_and_leave_no_run_folder(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        train.run(args + ["--no-progress"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m minicnn.train: error: ") and message in err, err
+    assert os.listdir(tmp_path) == []                  # nothing written, no run folder
+
+
+def test_a_missing_dataset_is_one_line_exit_1_and_debug_adds_the_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINICNN_DATA", raising=False)
+    monkeypatch.delenv("MINICNN_DEBUG", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MINICNN_MIRROR", "http://127.0.0.1:9/")       # nothing listens there
+    (tmp_path / "data").mkdir()
+    args = ["lenet5", "--data-dir", "data", "--no-progress"]
+    assert train.run(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m minicnn.train: error: cannot load mnist: "), err
+    assert "could not download train-images-idx3-ubyte.gz" in err and "MINICNN_MIRROR" in err
+    assert os.listdir(tmp_path) == ["data"]                         # no run folder
+    assert train.run(args + ["--debug"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "DownloadError" in err
+    assert err.splitlines()[-1].startswith("python -m minicnn.train: error: cannot load mnist: ")
+    monkeypatch.setenv("MINICNN_DEBUG", "1")
+    assert train.run(args) == 1 and capsys.readouterr().err.startswith("Traceback")
+
+
+def test_two_runs_started_in_the_same_second_get_a_folder_each(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train.time, "strftime", lambda fmt: "20250101-120000")
+    first, second = train.default_out_dir("lenet5"), train.default_out_dir("lenet5")
+    assert first == os.path.join("runs", "lenet5-20250101-120000")
+    assert second == os.path.join("runs", "lenet5-20250101-120000-2")
+    assert os.path.isdir(first) and os.path.isdir(second)          # created, not only named
 
 
 @needs_mnist
@@ -117,7 +170,7 @@ def test_quick_run_learns_and_writes_its_files(quick_run):
 def test_resume_after_kill_mid_epoch_reproduces_the_run(quick_run, tmp_path):
     run_dir, _ = quick_run
     # Die by SIGKILL at step 5 of epoch 2, as `kill -9` would: nothing gets cleaned up.
-    proc = cli(QUICK + ["--out", "run"], tmp_path, {"MINICNN_TRAIN_FAULT": "kill:2:5"})
+    proc = cli(QUICK + ["--out", "run"], tmp_path, fault="kill-step:2:5")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == ["1"]
     assert checkpoint.load(tmp_path / "run" / "last.npz")["epoch"] == 1
@@ -134,7 +187,6 @@ def test_resume_after_kill_mid_epoch_reproduces_the_run(quick_run, tmp_path):
 @needs_mnist
 def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, MINICNN_DATA=DATA)
-    env.pop("MINICNN_TRAIN_FAULT", None)
     args = QUICK[:] + ["--out", "run"]
     args[args.index("--epochs") + 1] = "200"
     with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
@@ -164,7 +216,7 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
 
 @needs_mnist
 def test_nonfinite_loss_stops_with_a_clear_message(tmp_path):
-    proc = cli(QUICK + ["--out", "run"], tmp_path, {"MINICNN_TRAIN_FAULT": "nan:2:7"})
+    proc = cli(QUICK + ["--out", "run"], tmp_path, fault="nan-step:2:7")
     assert proc.returncode == 1
     assert "loss became nan at epoch 2, step 7/63" in proc.stderr, proc.stderr
     assert "last.npz" in proc.stderr and "--lr" in proc.stderr
@@ -281,14 +333,14 @@ def test_transforms_fit_images_to_the_model():
 
 def test_cpu_threads_sets_the_thread_count_for_the_run_and_puts_it_back():
     blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
-    threads = backend.get_num_threads()
+    threads = minicnn.get_num_threads()
     with train.cpu_threads(1):        # one thread: BLAS too
-        assert backend.get_num_threads() == 1
+        assert minicnn.get_num_threads() == 1
         assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
-    assert backend.get_num_threads() == threads
+    assert minicnn.get_num_threads() == threads
     with train.cpu_threads(3):
-        assert backend.get_num_threads() == 3
-    assert backend.get_num_threads() == threads
+        assert minicnn.get_num_threads() == 3
+    assert minicnn.get_num_threads() == threads
 
 
 def test_step_and_multistep_schedules_decay_at_the_same_epochs_after_a_warmup():

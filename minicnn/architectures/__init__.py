@@ -21,6 +21,7 @@ Adding a model: decorate its builder with ``@register("name", input_shape=(C, H,
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from ..weights import load_weights
@@ -71,6 +72,13 @@ def get(name: str, num_classes: int | None = None, weights=None, **options):
     return model
 
 
+def builder_options(name: str) -> dict:
+    """The options ``get(name, ...)`` takes, with their defaults (``num_classes`` and ``in_channels`` included)."""
+    parameters = inspect.signature(_lookup(name)).parameters.values()
+    return {p.name: p.default for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
+
+
 def default_input_shape(name: str) -> tuple:
     """The (C, H, W) input the architecture was designed for, e.g. (1, 32, 32) for ``lenet5``."""
     _lookup(name)
@@ -113,6 +121,6 @@ from .lenet import LeNet5, LeNet5Keras  # noqa: E402,F401
 from .resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402,F401
 from .vgg import VGG  # noqa: E402,F401
 
-__all__ = ["register", "names", "get", "default_input_shape", "count_parameters", "check_input",
+__all__ = ["register", "names", "get", "builder_options", "default_input_shape", "count_parameters", "check_input",
            "LeNet5", "LeNet5Keras", "AlexNet", "VGG", "GoogLeNet", "googlenet_loss",
            "ResNet", "BasicBlock", "Bottleneck"]

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
-from ..autograd import cat
+from ..ops import cat
 from . import check_input, register
 
 MIN_INPUT_SIZE = 31

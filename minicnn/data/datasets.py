@@ -9,9 +9,10 @@ Files are found or downloaded by :mod:`minicnn.data.download` (look-up order:
 ``root``, ``$MINICNN_DATA``, ``~/.cache/minicnn``).
 """
 import gzip
+import math
 import os
-import pickle
 import struct
+import zlib
 
 import numpy as np
 
@@ -71,23 +72,43 @@ def _read_exactly(f, out, path):
         got += n
 
 
+#: Deflate never compresses better than about 1032 to 1: a gzip file of n bytes holds at most this many times n.
+MAX_GZIP_RATIO = 1100
+
+
 def read_idx(path):
     """Read a (gzip-compressed) IDX file of unsigned bytes into a uint8 array.
 
     The header is big-endian: magic ``0x0000 08 <ndim>`` then ``ndim`` sizes.
     The array is writable and read straight into its buffer (no extra copy).
+    A file that is not IDX, is cut short, or declares more data than it can hold (checked
+    before anything is allocated) raises :class:`~minicnn.data.DataError` naming the file.
     """
-    opener = gzip.open if path.endswith('.gz') else open
-    with opener(path, 'rb') as f:
-        head = f.read(4)
-        if len(head) != 4 or head[:3] != b'\x00\x00\x08':
-            raise dl.DataError(f'{path}: not an unsigned-byte IDX file (header {head.hex()})')
-        ndim = head[3]
-        dims = struct.unpack(f'>{ndim}I', f.read(4 * ndim))
-        out = np.empty(dims, dtype=np.uint8)
-        _read_exactly(f, out, path)
-        if f.read(1):
-            raise dl.DataError(f'{path}: extra bytes after the {dims} array')
+    path = os.fspath(path)
+    gz = path.endswith('.gz')
+    try:
+        with (gzip.open if gz else open)(path, 'rb') as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:3] != b'\x00\x00\x08':
+                raise dl.DataError(f'{path}: not an unsigned-byte IDX file (header {head.hex()})')
+            ndim = head[3]
+            sizes = f.read(4 * ndim)
+            if len(sizes) != 4 * ndim:
+                raise dl.DataError(f'{path}: truncated in its header ({ndim} sizes announced)')
+            dims = struct.unpack(f'>{ndim}I', sizes)
+            holds = os.path.getsize(path) * (MAX_GZIP_RATIO if gz else 1)
+            if math.prod(dims) > holds:
+                raise dl.DataError(f'{path}: its header declares a {"x".join(map(str, dims))} array, more '
+                                   f'data than the file can hold (corrupt or not an IDX file)')
+            out = np.empty(dims, dtype=np.uint8)
+            _read_exactly(f, out, path)
+            if f.read(1):
+                raise dl.DataError(f'{path}: extra bytes after the {dims} array')
+    except (OSError, EOFError, zlib.error) as e:      # gzip.BadGzipFile is an OSError
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise dl.DataError(f'{path}: cannot be read ({type(e).__name__}: {e}); the file is damaged: '
+                           f'delete it and let it download again (or put a good copy in its place)') from e
     return out
 
 
@@ -131,17 +152,46 @@ class FashionMNIST(_IDXDataset):
 
 
 # ----------------------------------------------------------------------------
-# CIFAR-10 (python pickle batches inside cifar-10-python.tar.gz)
+# CIFAR-10 (the binary version: fixed-size records inside cifar-10-binary.tar.gz)
 # ----------------------------------------------------------------------------
 
-def _unpickle(path):
-    """Load one CIFAR batch (a pickled dict with bytes keys).
+CIFAR_RECORD = 1 + 3 * 32 * 32     # one label byte, then 1024 red, 1024 green, 1024 blue pixel bytes
 
-    Unpickling can run code, so this is only ever called on files whose MD5
-    was checked against the published one (or overridden on purpose).
+
+def read_cifar_batch(path):
+    """Read one CIFAR-10 binary batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``.
+
+    The file is a run of 3,073-byte records (10,000 in the published batches): a label byte in
+    0..9, then the image's red, green and blue planes, each 32x32 bytes row by row.
+    """
+    size = os.path.getsize(path)
+    if size == 0 or size % CIFAR_RECORD:
+        raise dl.DataError(f'{path}: {size} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records; '
+                           f'the file is damaged: delete it and let it download again')
+    records = np.fromfile(path, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        bad = int(np.argmax(labels > 9))
+        raise dl.DataError(f'{path}: record {bad} has label {labels[bad]}, not a class 0-9; the file is damaged')
+    return records[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def read_label_names(path, expected):
+    """The class names in ``batches.meta.txt`` (one per line; blank lines ignored), which must be ``expected``.
+
+    No checksum of this file is published, so its content is checked: it is plain text, and
+    nothing in it is ever run.
     """
     with open(path, 'rb') as f:
-        return pickle.load(f, encoding='bytes')
+        data = f.read(4097)
+    try:
+        names = [line.strip() for line in data.decode('ascii').splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        names = None
+    if len(data) > 4096 or names != list(expected):
+        raise dl.DataError(f'{path}: expected the CIFAR-10 class names {", ".join(expected)}, one per line; '
+                           f'the file is damaged or not from cifar-10-binary.tar.gz')
+    return names
 
 
 class CIFAR10(ArrayDataset):
@@ -153,18 +203,13 @@ class CIFAR10(ArrayDataset):
 
     def __init__(self, root=None, train=True, download=True, transform=None):
         self.train = bool(train)
-        batches = [f'data_batch_{i}' for i in range(1, 6)] if self.train else ['test_batch']
-        paths = dl.find_files(self.name, batches + ['batches.meta'], root=root, download=download)
-        data, labels = [], []
-        for b in batches:
-            d = _unpickle(paths[b])
-            data.append(np.asarray(d[b'data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(d[b'labels'], dtype=np.int64))
-        names = _unpickle(paths['batches.meta']).get(b'label_names')
-        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names] \
-            if names else type(self).classes
+        batches = [f'data_batch_{i}.bin' for i in range(1, 6)] if self.train else ['test_batch.bin']
+        paths = dl.find_files(self.name, batches + ['batches.meta.txt'], root=root, download=download)
+        parts = [read_cifar_batch(paths[b]) for b in batches]
+        classes = read_label_names(paths['batches.meta.txt'], type(self).classes)
         self.root = os.path.dirname(paths[batches[0]])
-        super().__init__(np.concatenate(data), np.concatenate(labels), classes, transform)
+        super().__init__(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                         classes, transform)
 
     def __repr__(self):
         split = 'train' if self.train else 'test'

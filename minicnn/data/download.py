@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 import urllib.request
 
-from ..fileio import atomic_write, fsync_dir
+from ..fileio import atomic_write, fsync_dir, remove_stale_temporaries
 
 # ----------------------------------------------------------------------------
 # What each dataset is made of
@@ -43,7 +43,8 @@ from ..fileio import atomic_write, fsync_dir
 
 #: Files of each dataset with their published MD5 checksums. ``None`` as a
 #: checksum means "do not check" (tests use this for files they write).
-#: CIFAR-10 comes as one archive that holds the batch files.
+#: CIFAR-10 comes as one archive that holds the batch files; its ``text_files``
+#: have no published checksum and are checked by their reader instead.
 RESOURCES = {
     'mnist': {
         'folder': 'mnist',
@@ -52,6 +53,12 @@ RESOURCES = {
             'train-labels-idx1-ubyte.gz': 'd53e105ee54ea40749a09fcbcd1e9432',
             't10k-images-idx3-ubyte.gz': '9fb629c4189551a2d022fa330f9573f3',
             't10k-labels-idx1-ubyte.gz': 'ec29112dd5afa0611ce80d1b7f02629c',
+        },
+        'unpacked': {   # the same files gunzipped (as torchvision keeps them); MD5s of the gunzipped published files
+            'train-images-idx3-ubyte.gz': ('train-images-idx3-ubyte', '6bbc9ace898e44ae57da46a324031adb'),
+            'train-labels-idx1-ubyte.gz': ('train-labels-idx1-ubyte', 'a25bea736e30d166cdddb491f175f624'),
+            't10k-images-idx3-ubyte.gz': ('t10k-images-idx3-ubyte', '2646ac647ad5339dbf082846283269ea'),
+            't10k-labels-idx1-ubyte.gz': ('t10k-labels-idx1-ubyte', '27ae3e4e09519cfbb04c329615203637'),
         },
     },
     'fashion-mnist': {
@@ -62,20 +69,32 @@ RESOURCES = {
             't10k-images-idx3-ubyte.gz': 'bef4ecab320f06d8554ea6380940ec79',
             't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
         },
+        'unpacked': {
+            'train-images-idx3-ubyte.gz': ('train-images-idx3-ubyte', 'f4a8712d7a061bf5bd6d2ca38dc4d50a'),
+            'train-labels-idx1-ubyte.gz': ('train-labels-idx1-ubyte', '9018921c3c673c538a1fc5bad174d6f9'),
+            't10k-images-idx3-ubyte.gz': ('t10k-images-idx3-ubyte', '8181f5470baa50b63fa0f6fddb340f0a'),
+            't10k-labels-idx1-ubyte.gz': ('t10k-labels-idx1-ubyte', '15d484375f8d13e6eb1aabb0c3f46965'),
+        },
     },
     'cifar10': {
         'folder': 'cifar10',
-        'archive': ('cifar-10-python.tar.gz', 'c58f30108f718f92721af3b95e74349a'),
-        'subdir': 'cifar-10-batches-py',
+        # The binary version of https://www.cs.toronto.edu/~kriz/cifar.html ("suitable for C programs"):
+        # fixed 3,073-byte records, so nothing is ever unpickled. The archive's MD5 is the one published
+        # on that page. The batch files' MD5s are those other loaders of the extracted archive publish
+        # (e.g. the Go package dldataset and several CMake fetch scripts, which agree); when minicnn
+        # extracts the archive itself, its MD5 vouches for them too.
+        'archive': ('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530'),
+        'subdir': 'cifar-10-batches-bin',
         'files': {
-            'data_batch_1': 'c99cafc152244af753f735de768cd75f',
-            'data_batch_2': 'd4bba439e000b95fd0a9bffe97cbabec',
-            'data_batch_3': '54ebc095f3ab1f0389bbae665268c751',
-            'data_batch_4': '634d18415352ddfa80567beed471001a',
-            'data_batch_5': '482c414d41f54cd18b22e5b47cb7c3cb',
-            'test_batch': '40351d587109b95175f43aff81a1287e',
-            'batches.meta': None,
+            'data_batch_1.bin': '5dd7e06a14cb22eb9f671a540d1b7c25',
+            'data_batch_2.bin': '5ea93a67294ea407fff1d09f752e9692',
+            'data_batch_3.bin': '942cd6a4bcdd0dd3c604fbe906cb4421',
+            'data_batch_4.bin': 'ae636b3ba5c66a11e91e8cb52e771fcb',
+            'data_batch_5.bin': '53f37980c15c3d472c316c40844f3f0d',
+            'test_batch.bin': '803d5f7f4d78ea53de84dbe85f74fb6d',
         },
+        # No MD5 of it is published: read as text, and it must list the ten class names (see datasets.py).
+        'text_files': ['batches.meta.txt'],
     },
 }
 
@@ -312,19 +331,25 @@ def _not_found(name, what, dirs, hint=''):
 def find_file(name, filename, root=None, download=True, progress=True):
     """Return the path of a verified copy of ``filename`` of dataset ``name``.
 
-    Searches :func:`candidate_dirs`; the first copy found must have the right
-    MD5 (else :class:`ChecksumError`). If there is none, downloads it when
-    ``download`` is true, else raises :class:`DatasetNotFoundError`.
+    Searches :func:`candidate_dirs`; in each, ``filename`` or, for a ``.gz`` file listed under
+    ``'unpacked'``, its gunzipped copy (as torchvision keeps the IDX files). The first copy
+    found must have the right MD5 (else :class:`ChecksumError`). If there is none, downloads it
+    when ``download`` is true, else raises :class:`DatasetNotFoundError`. Temporary files of
+    downloads that were killed are removed from the folders searched.
     """
     md5 = RESOURCES[name]['files'][filename]
+    unpacked = RESOURCES[name].get('unpacked', {}).get(filename)
     dirs = candidate_dirs(name, root)
     for d in dirs:
-        path = os.path.join(d, filename)
-        if os.path.isfile(path):
-            check_md5(path, md5)
-            return path
+        remove_stale_temporaries(d)          # of downloads that were killed
+        for f, expected in [(filename, md5)] + ([unpacked] if unpacked else []):
+            path = os.path.join(d, f)
+            if os.path.isfile(path):
+                check_md5(path, expected)
+                return path
     if not download:
-        raise _not_found(name, f'file {filename}', dirs)
+        also = f' (or {unpacked[0]})' if unpacked else ''
+        raise _not_found(name, f'file {filename}{also}', dirs)
     return download_file(name, filename, md5, download_dir(name, root), progress=progress)
 
 
@@ -361,7 +386,8 @@ def extract_archive(archive, dest):
     behind. Unsafe members (absolute paths, ``..``, devices) are refused.
     """
     os.makedirs(dest, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=dest, prefix='.extract-')
+    remove_stale_temporaries(dest)                  # an extraction or download that was killed
+    tmp = tempfile.mkdtemp(dir=dest, prefix=f'.extract-{os.getpid()}-')
     try:
         _extract_all(archive, tmp)
         for entry in os.listdir(tmp):
@@ -381,7 +407,8 @@ def find_archive_members(name, filenames, root=None, download=True, progress=Tru
     For each candidate folder: use ``<folder>/<subdir>/`` if it holds all the
     files; else, if ``<folder>/<archive>`` exists, verify and extract it. When
     nothing is found, download the archive (if allowed) and extract it.
-    Every file used is checked against its MD5 in :data:`RESOURCES`.
+    Every file used is checked against its MD5 in :data:`RESOURCES` (its
+    ``text_files``, which have none, by their reader).
     """
     res = RESOURCES[name]
     archive_name, archive_md5 = res['archive']
@@ -392,7 +419,8 @@ def find_archive_members(name, filenames, root=None, download=True, progress=Tru
         if not all(os.path.isfile(p) for p in paths.values()):
             return None
         for f, p in paths.items():
-            check_md5(p, res['files'][f])
+            if f not in res.get('text_files', ()):
+                check_md5(p, res['files'][f])
         return paths
 
     def extract_here(archive, folder):

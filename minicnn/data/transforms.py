@@ -18,6 +18,8 @@ Example::
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..checks import pair
+
 #: Mean and std of the training pixels scaled to [0, 1]. MNIST and
 #: Fashion-MNIST were recomputed from the canonical files (0.130660 /
 #: 0.308108 and 0.2860 / 0.3530); the CIFAR-10 per-channel values are the
@@ -66,14 +68,6 @@ def _per_sample(fn):
         return fn(self, x, rng)
     wrapper.__doc__ = fn.__doc__
     return wrapper
-
-
-def _pair(v):
-    """``3 -> (3, 3)``; ``(3, 4) -> (3, 4)``."""
-    if np.ndim(v) == 0:
-        return int(v), int(v)
-    h, w = v
-    return int(h), int(w)
 
 
 class Compose(Transform):
@@ -147,7 +141,7 @@ class Pad(Transform):
 
     @_per_sample
     def __call__(self, x, rng=None):
-        ph, pw = _pair(self.padding)
+        ph, pw = pair(type(self).__name__, "padding", self.padding)
         return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=self.fill)
 
 
@@ -180,7 +174,7 @@ class RandomCrop(RandomTransform):
         if self.padding:
             x = Pad(self.padding, self.fill)(x)
         n, _, h, w = x.shape
-        ch, cw = _pair(self.size)
+        ch, cw = pair(type(self).__name__, "size", self.size)
         if ch > h or cw > w:
             raise ValueError(f'crop {ch}x{cw} larger than (padded) image {h}x{w}')
         top = rng.integers(0, h - ch + 1, size=n)
@@ -231,7 +225,7 @@ class Resize(Transform):
     @_per_sample
     def __call__(self, x, rng=None):
         h, w = x.shape[2:]
-        oh, ow = _pair(self.size)
+        oh, ow = pair(type(self).__name__, "size", self.size)
         if self.mode == 'nearest':
             rows = np.minimum((np.arange(oh) + 0.5) * (h / oh), h - 1).astype(np.intp)
             cols = np.minimum((np.arange(ow) + 0.5) * (w / ow), w - 1).astype(np.intp)

@@ -1,5 +1,14 @@
 """Hand-written kernels: plain-array functions with the forward and the backward pass side by side.
 
+Two sets, one interface
+-----------------------
+``textbook`` (``textbook.py``) writes every kernel the way a course teaches it; ``fast`` (``fast/``)
+computes the same numbers for speed. ``fast`` is the default; ``MINICNN_KERNELS=textbook`` in the
+environment, ``minicnn.kernels.use("textbook")``, or ``with minicnn.kernels.use("textbook"): ...``
+switch every layer of every model to the textbook set. The functions below run the *active* set's
+forward; a backward runs the set that made its ``cache`` (so switching between a forward and its
+backward is harmless).
+
 Every kernel takes NumPy or CuPy arrays (the library is found with ``get_array_module``, so the
 same code runs on both devices), returns arrays of the dtype it was given (float32 in, float32
 out), never touches autograd, and raises a ``ValueError``/``TypeError`` naming the op on bad input.
@@ -47,24 +56,80 @@ misc (``misc.py``)
     ``linear_backward(grad, cache, need_x=True, need_w=True, need_b=True) -> (dx, dweight, dbias)``
 
 ``reference.py`` has slow loop versions of each kernel (for reading, and for the tests);
-``cuda.py`` has the CuPy ``RawKernel`` versions of im2col, col2im and max pooling, used
-automatically for CuPy arrays.
+``cuda.py`` has the CuPy ``RawKernel``s of the fast set (im2col, col2im, max pooling, batch-norm,
+the SGD step), used automatically for CuPy arrays. ``relu_*`` and ``scaled_tanh_*`` follow the same
+contract; ``dropout_*`` and ``local_response_norm_*`` are shared by both sets.
 """
-from .conv import (ConvCache, col2im, conv2d_backward, conv2d_forward, conv_output_size, im2col,
-                   normalize_conv_padding)
-from .misc import (LinearCache, dropout_backward, dropout_forward, linear_backward, linear_forward)
-from .norm import (BatchNormCache, LRNCache, batch_norm_backward, batch_norm_forward,
-                   local_response_norm_backward, local_response_norm_forward)
-from .pool import (AdaptiveAvgPoolCache, AvgPoolCache, MaxPoolCache, SubsampleCache, adaptive_avg_pool2d_backward,
-                   adaptive_avg_pool2d_forward, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                   max_pool2d_forward, pool_output_size, subsample_backward, subsample_forward)
 
-__all__ = [
-    "normalize_conv_padding", "conv_output_size", "conv2d_forward", "conv2d_backward", "im2col", "col2im",
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward", "subsample_forward", "subsample_backward",
-    "pool_output_size", "batch_norm_forward", "batch_norm_backward", "local_response_norm_forward",
-    "local_response_norm_backward", "dropout_forward", "dropout_backward", "linear_forward", "linear_backward",
-    "ConvCache", "MaxPoolCache", "AvgPoolCache", "AdaptiveAvgPoolCache", "SubsampleCache", "BatchNormCache",
-    "LRNCache", "LinearCache",
-]
+from __future__ import annotations
+
+import os
+
+from . import fast, textbook
+from .geometry import conv_output_size, normalize_conv_padding, pool_output_size
+
+MODES = {"fast": fast, "textbook": textbook}
+
+
+def _mode_from_environment() -> str:
+    mode = os.environ.get("MINICNN_KERNELS", "fast").strip().lower() or "fast"
+    if mode not in MODES:
+        raise ValueError(f"MINICNN_KERNELS must be 'fast' or 'textbook', got {os.environ['MINICNN_KERNELS']!r}")
+    return mode
+
+
+_mode = _mode_from_environment()
+
+
+def mode() -> str:
+    """The active kernel set: ``"fast"`` or ``"textbook"``."""
+    return _mode
+
+
+class use:
+    """Switch the kernel set: ``kernels.use("textbook")`` for the rest of the program, or
+    ``with kernels.use("textbook"): ...`` for a block (the previous set comes back after it)."""
+
+    def __init__(self, name: str):
+        global _mode
+        if name not in MODES:
+            raise ValueError(f"kernels.use: expected 'fast' or 'textbook', got {name!r}")
+        self.previous, _mode = _mode, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _mode
+        _mode = self.previous
+        return False
+
+
+def active():
+    """The module of the active kernel set (``kernels.fast`` or ``kernels.textbook``)."""
+    return MODES[_mode]
+
+
+def _owner(cache):
+    """The kernel set whose forward made ``cache`` (a NamedTuple of one set's module); the active
+    set for caches both sets share (dropout's and ReLU's masks, LRN's cache)."""
+    return textbook if getattr(type(cache), "__module__", None) == textbook.__name__ else active()
+
+
+def _dispatch(name: str, backward: bool):
+    if backward:
+        def kernel(grad, cache, *args, **kwargs):
+            return getattr(_owner(cache), name)(grad, cache, *args, **kwargs)
+    else:
+        def kernel(*args, **kwargs):
+            return getattr(active(), name)(*args, **kwargs)
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = f"``{name}`` of the {'set that made the cache' if backward else 'active kernel set'} (see the module docstring)."
+    return kernel
+
+
+for _name in fast.__all__:
+    globals()[_name] = _dispatch(_name, _name.endswith("_backward"))
+
+__all__ = ["mode", "use", "active", "fast", "textbook", "normalize_conv_padding", "conv_output_size",
+           "pool_output_size", *fast.__all__]

@@ -44,7 +44,7 @@ def conv2d_backward(grad, x, weight, stride=(1, 1), padding=((0, 0), (0, 0)), di
     grad, x, weight = (np.asarray(a, np.float64) for a in (grad, x, weight))
     N, C, H, W = x.shape
     O, Cg, kh, kw = weight.shape
-    (sh, sw), (dh, dw), ((pt, pb), (pl, pr)) = stride, dilation, padding
+    (sh, sw), (dh, dw), ((pt, _), (pl, _)) = stride, dilation, padding
     Og = O // groups
     dx, dweight = np.zeros_like(x), np.zeros_like(weight)
     for n in range(N):

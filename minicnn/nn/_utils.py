@@ -1,23 +1,11 @@
 """Small helpers shared by the layers: argument normalisation and input checks."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import backend
 from ..autograd import Tensor
 from .parameter import Parameter
-
-
-def _pair(value, name: str = "value") -> tuple:
-    """``3`` -> ``(3, 3)``; ``(3, 5)`` stays ``(3, 5)`` (as PyTorch's ``_pair``)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 \
-            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
 def check_input(layer: str, x, expected: str, ndims, dim=None, size=None) -> None:

@@ -5,7 +5,8 @@ import math
 
 from .. import functional as F
 from . import init
-from ._utils import _pair, check_dtype, check_input, empty_parameter
+from ..checks import pair
+from ._utils import check_dtype, check_input, empty_parameter
 from .module import Module
 
 
@@ -31,17 +32,17 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
+        self.kernel_size = pair(type(self).__name__, "kernel_size", kernel_size)
+        self.stride = pair(type(self).__name__, "stride", stride)
         if isinstance(padding, str):                     # 'valid' (no padding) or 'same' (output size = input size)
             if padding not in ("valid", "same"):
                 raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-            if padding == "same" and _pair(stride, "stride") != (1, 1):
+            if padding == "same" and pair(type(self).__name__, "stride", stride) != (1, 1):
                 raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+            self.padding = pair(type(self).__name__, "padding", padding)
+        self.dilation = pair(type(self).__name__, "dilation", dilation)
         self.groups, self.padding_mode = groups, padding_mode
         self.weight = empty_parameter((out_channels, in_channels // groups) + self.kernel_size, device, dtype)
         if bias:
@@ -88,8 +89,8 @@ class Subsampling(Module):
     def __init__(self, channels: int, kernel_size=2, stride=2, device=None, dtype=None):
         super().__init__()
         self.channels = channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
+        self.kernel_size = pair(type(self).__name__, "kernel_size", kernel_size)
+        self.stride = pair(type(self).__name__, "stride", stride)
         self.weight = empty_parameter((channels,), device, dtype)
         self.bias = empty_parameter((channels,), device, dtype)
         self.reset_parameters()

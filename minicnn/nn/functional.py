@@ -1,11 +1,6 @@
-"""``minicnn.nn.functional``: the same functions as ``minicnn.functional``, under PyTorch's path.
+"""``minicnn.nn.functional``: the same functions as ``minicnn.functional``, under PyTorch's path,
+so that ``import minicnn.nn.functional as F`` works as ``import torch.nn.functional as F`` does."""
+from ..functional import (__all__, adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, cross_entropy, dropout,
+                          linear, local_response_norm, log_softmax, max_pool2d, mse_loss, nll_loss, pad, relu,
+                          scaled_tanh, sigmoid, softmax, subsample, tanh)
 
-So that ``import minicnn.nn.functional as F`` works as ``import torch.nn.functional as F`` does.
-"""
-from ..functional import *  # noqa: F401,F403
-from .. import functional as _functional
-
-# every public function and Function class defined in minicnn.functional
-__all__ = getattr(_functional, "__all__", None) or sorted(
-    name for name, value in vars(_functional).items()
-    if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == _functional.__name__)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ._utils import _pair, check_input
+from ..checks import pair
+from ._utils import check_input
 from .module import Module
 
 
@@ -18,7 +19,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
-        if _pair(dilation, "dilation") != (1, 1) or return_indices:
+        if pair(type(self).__name__, "dilation", dilation) != (1, 1) or return_indices:
             raise ValueError("MaxPool2d: dilation != 1 and return_indices=True are not supported")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size

@@ -21,9 +21,10 @@ import numpy as np
 
 from .. import backend
 from .. import __version__
-from ..autograd import Tensor, cat, no_grad
+from ..autograd import Tensor, no_grad
 from ..fileio import atomic_write
 from ..nn import Module
+from ..ops import cat
 
 OPSET = 17              # onnxruntime 1.13+ and every current tool run it; LRN, Softmax(axis), Pad(pads input)
 IR_VERSION = 8          # the IR version that came with opset 17 (newer runtimes read it too)

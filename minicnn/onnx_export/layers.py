@@ -24,9 +24,8 @@ import numpy as np
 
 from .. import backend, nn
 from ..architectures.lenet import MaskedConv2d
-from ..kernels.conv import normalize_conv_padding
-from ..kernels.pool import pool_output_size
-from ..nn._utils import _pair
+from ..checks import pair
+from ..kernels.geometry import normalize_conv_padding, pool_output_size
 from .graph import Value, register_converter
 
 
@@ -159,8 +158,8 @@ def _pool_pads(module, name, x, kernel, stride, padding):
 
 @register_converter(nn.MaxPool2d)
 def _max_pool(g, module, name, x):
-    kernel, padding = _pair(module.kernel_size), _pair(module.padding)
-    stride = _pair(module.stride)
+    kernel, padding = _pair(module.kernel_size, "kernel_size"), _pair(module.padding, "padding")
+    stride = _pair(module.stride, "stride")
     pads = _pool_pads(module, name, x, kernel, stride, padding)
     return Value(g.node("MaxPool", [x.name], name, kernel_shape=list(kernel), strides=list(stride), pads=pads),
                  module(x.tensor))
@@ -168,8 +167,8 @@ def _max_pool(g, module, name, x):
 
 @register_converter(nn.AvgPool2d)
 def _avg_pool(g, module, name, x):
-    kernel, padding = _pair(module.kernel_size), _pair(module.padding)
-    stride = _pair(module.stride)
+    kernel, padding = _pair(module.kernel_size, "kernel_size"), _pair(module.padding, "padding")
+    stride = _pair(module.stride, "stride")
     pads = _pool_pads(module, name, x, kernel, stride, padding)
     extra = pads[2] > padding[0] or pads[3] > padding[1]       # ceil_mode's overhang, which PyTorch never counts
     if extra and module.count_include_pad and any(padding):
@@ -237,6 +236,10 @@ def _local_response_norm(g, module, name, x):
     base = g.node("Add", [scaled, g.const(f"{name}.k", module.k)], f"{name}.base")
     div = g.node("Pow", [base, g.const(f"{name}.minus_beta", -module.beta)], f"{name}.pow")
     return Value(g.node("Mul", [x.name, div], name), y)
+
+
+def _pair(value, name):
+    return pair("onnx.export", name, value)
 
 
 def _numpy(tensor):

@@ -4,7 +4,7 @@
     summary(model, (3, 224, 224))                  # prints the table, returns a ModelSummary
 
     python -m minicnn.summary resnet50                       # any name of minicnn.architectures
-    python -m minicnn.summary lenet5 --option c3_table=True
+    python -m minicnn.summary lenet5 -o c3_table=true
     python -m minicnn.summary resnet18 --input 1,32,32 --num-classes 10
 
 How it works: every leaf module (a module without sub-modules, or one that holds parameters
@@ -35,15 +35,15 @@ without Python warning that ``minicnn`` already imported this module.)
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import types
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import architectures, backend, nn
-from ..autograd import Tensor, no_grad, zeros
+from .. import architectures, backend, cli, nn
+from ..autograd import Tensor, no_grad
+from ..ops import zeros
 
 
 @dataclass
@@ -336,47 +336,52 @@ def _parse_shape(text: str) -> tuple:
     return shape
 
 
-def _parse_option(text: str):
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as c3_table=True, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
-def main(argv=None) -> int:
-
-    parser = argparse.ArgumentParser(
+def make_parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(
         prog="python -m minicnn.summary",
         description="Print a Keras-style summary (layers, output shapes, parameters, mult-adds) "
-                    "of one of minicnn's architectures.")
+                    "of one of minicnn's architectures.",
+        epilog="Exit codes: 0 done, 1 error (e.g. --device cuda without a GPU), 2 bad options.")
     parser.add_argument("name", choices=architectures.names(), metavar="NAME",
                         help="architecture: " + ", ".join(architectures.names()))
     parser.add_argument("--input", type=_parse_shape, default=None, metavar="C,H,W",
                         help="input shape without the batch, e.g. 3,224,224 (default: the model's design size; "
                              "C also sets in_channels)")
-    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+    parser.add_argument("--num-classes", type=cli.positive_int, default=None, metavar="N",
                         help="number of classes (default: the model's own, 1000 or 10)")
-    parser.add_argument("--option", "-o", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="extra builder option, e.g. c3_table=True, aux_logits=False, lrn=True (repeatable)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--option", "-o", type=cli.parse_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="extra builder option, e.g. c3_table=true, aux_logits=false, lrn=true (repeatable; "
+                             "values as in python -m minicnn.train --model-option)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu or cuda (default: cpu)")
+    cli.add_debug_option(parser)
+    return parser
 
+
+def main(argv=None) -> int:
+    """``python -m minicnn.summary``: exit status 0, 1 (runtime error) or 2 (usage error), see :mod:`minicnn.cli`."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
     shape = args.input or architectures.default_input_shape(args.name)
     options = dict(args.option)
+    problem = cli.check_options(args.name, options, architectures.builder_options(args.name))
+    if problem:
+        parser.error(problem)
     options.setdefault("in_channels", shape[0])
-    backend.manual_seed(0)
-    model = architectures.get(args.name, num_classes=args.num_classes, **options)
-    if args.device != "cpu":
-        model.to(args.device)
-    try:
-        summary(model, shape, device=args.device)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    def body():
+        device = backend.normalize_device(args.device)     # RuntimeError without CuPy or a GPU
+        backend.manual_seed(0)
+        try:
+            model = architectures.get(args.name, num_classes=args.num_classes, **options)
+        except (ValueError, TypeError) as exc:
+            parser.error(cli.one_line(exc))
+        model.to(device)
+        try:
+            summary(model, shape, device=device)
+        except ValueError as exc:                           # e.g. an input the model cannot take
+            parser.error(cli.one_line(exc))
+        return cli.EXIT_OK
+    return cli.run_reporting(parser.prog, cli.debug_requested(args), body, expected=(RuntimeError,))
 
 
 class _CallableModule(types.ModuleType):

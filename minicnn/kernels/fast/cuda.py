@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np   # host-side scalar types only (kernel arguments), never applied to device arrays
 
-from ..backend import get_array_module
+from ...backend import get_array_module
 
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 

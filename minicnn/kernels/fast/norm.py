@@ -5,14 +5,16 @@ estimate, and LRN's channel window of ``size`` with size//2 channels before and 
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import batch_slices, get_array_module, parallel_map
+from ...backend import get_array_module
+from ...checks import check_grad
+from ..geometry import check_batch_norm
 from . import cuda
-from .misc import channel_sums, channel_vector, check_float_array
+from .misc import channel_sums
+from .threads import batch_slices, parallel_map
 
 # --------------------------------------------------------------------------- batch normalisation
 
@@ -48,30 +50,11 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     Eval: the running stats are used (and left alone).  Without running stats, batch stats are
     always used, as in PyTorch.
     """
-    op = "batch_norm"
-    check_float_array(op, "x", x, None)
-    if x.ndim < 2:
-        raise ValueError(f"{op}: x must be (N, C) or (N, C, *), got shape {tuple(x.shape)}")
+    momentum, eps, batch_stats = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     C = x.shape[1]
-    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
-        if a is not None:
-            check_float_array(op, name, a, 1, f"(C,) with C = {C}")
-            if a.shape[0] != C:
-                raise ValueError(f"{op}: {name} must have shape ({C},), got {tuple(a.shape)}")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
-    channel_vector(op, "weight", weight, C, x)
-    channel_vector(op, "bias", bias, C, x)
-    if not isinstance(momentum, numbers.Real) or not isinstance(eps, numbers.Real) or eps < 0:
-        raise ValueError(f"{op}: momentum and eps must be real numbers (eps >= 0), got {momentum!r}, {eps!r}")
-    momentum, eps = float(momentum), float(eps)
+    count = x.size // C if C else 0
     xp = get_array_module(x)
     shape = _per_channel(x.ndim)
-    count = x.size // C if C else 0
-    batch_stats = training or running_mean is None
-    if batch_stats and count <= 1:
-        raise ValueError(f"{op}: expected more than 1 value per channel when training, "
-                         f"got input of shape {tuple(x.shape)}")
     if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
         return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
                                        momentum, eps)
@@ -146,9 +129,7 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     Running stats (eval): dx = grad * weight * inv_std  (a fixed per-channel scale).
     """
     xhat, inv_std, weight, has_bias, batch_stats = cache
-    if tuple(grad.shape) != tuple(xhat.shape):
-        raise ValueError(f"batch_norm_backward: grad must have the input's shape {tuple(xhat.shape)}, "
-                         f"got {tuple(grad.shape)}")
+    check_grad("batch_norm_backward", grad, xhat.shape)
     xp = get_array_module(grad)
     if xp is not np and batch_stats:
         return _batch_norm_backward_gpu(grad, cache, need_x, need_w, need_b)
@@ -184,67 +165,3 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     dweight = sum_gx if (need_w and weight is not None) else None
     dbias = sum_g if (need_b and has_bias) else None
     return dx, dweight, dbias
-
-
-# --------------------------------------------------------------------------- local response normalisation
-
-
-class LRNCache(NamedTuple):
-    """``x``: the input (a reference); ``base`` = k + alpha/size * window sum of x^2; ``div`` = base**beta."""
-    x: object
-    base: object
-    div: object
-    out: object
-    size: int
-    alpha: float
-    beta: float
-
-
-def _channel_window_sum(a, before: int, after: int):
-    """s[:, c] = sum of a[:, c - before : c + after + 1] (zero outside the channels); one add per offset."""
-    xp = get_array_module(a)
-    C = a.shape[1]
-    padded = xp.zeros((a.shape[0], C + before + after, *a.shape[2:]), dtype=a.dtype)
-    padded[:, before:before + C] = a
-    s = padded[:, 0:C].copy()
-    for t in range(1, before + after + 1):
-        s += padded[:, t:t + C]
-    return s
-
-
-def local_response_norm_forward(x, size, alpha=1e-4, beta=0.75, k=1.0):
-    """Local response normalisation across channels.  x (N, C, *)  ->  (out like x, cache).
-
-    out = x / div,  div = (k + alpha/size * sum_{c' in window(c)} x[:, c']^2) ** beta, where the
-    window holds ``size`` channels: size//2 before c and (size-1)//2 after (zero padded), as PyTorch.
-    """
-    op = "local_response_norm"
-    check_float_array(op, "x", x, None)
-    if x.ndim < 3:
-        raise ValueError(f"{op}: x must be (N, C, *) with at least 3 dimensions, got shape {tuple(x.shape)}")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
-    size, alpha, beta, k = int(size), float(alpha), float(beta), float(k)
-    base = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
-    base *= alpha / size
-    base += k
-    div = base ** beta
-    out = x / div
-    return out, LRNCache(x, base, div, out, size, alpha, beta)
-
-
-def local_response_norm_backward(grad, cache: LRNCache):
-    """grad (like x)  ->  dx.
-
-    With D = base = k + alpha/size * sum x^2 over the window:  out_c = x_c * D_c^-beta, and
-    dx_j = grad_j / div_j - (2 alpha beta / size) * x_j * sum_{c : j in window(c)} grad_c * out_c / D_c,
-    the inner sum running over channels c in [j - (size-1)//2, j + size//2] (the window, mirrored).
-    """
-    x, base, div, out, size, alpha, beta = cache
-    if tuple(grad.shape) != tuple(x.shape):
-        raise ValueError(f"local_response_norm_backward: grad must have the input's shape {tuple(x.shape)}, "
-                         f"got {tuple(grad.shape)}")
-    t = _channel_window_sum(grad * out / base, (size - 1) // 2, size // 2)
-    dx = grad / div
-    dx -= (2.0 * alpha * beta / size) * x * t
-    return dx

@@ -12,82 +12,18 @@ start in the right/bottom padding is dropped) and its average-pool divisor rules
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import batch_slices, get_array_module, parallel_map
+from ...backend import get_array_module
+from ...checks import channel_vector, check_grad
+from ..geometry import PoolGeometry, adaptive_output_size, avg_pool_divisor_override, pool_geometry
 from . import cuda
-from .conv import pad2d, workspace
-from .misc import channel_sums, channel_vector, check_float_array, pair
-
-# --------------------------------------------------------------------------- shapes
-
-
-def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
-    """PyTorch's pooling output size: floor (or ceil) of (size + 2*pad - dilation*(kernel-1) - 1)/stride + 1;
-    with ``ceil_mode`` a last window starting at or beyond size + pad (in the right padding) is dropped."""
-    span = size + 2 * pad - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-class PoolGeometry(NamedTuple):
-    """Sizes of a pooling window sweep, checked once."""
-    N: int
-    C: int
-    H: int
-    W: int
-    kernel: tuple
-    stride: tuple
-    padding: tuple      # (ph, pw), symmetric as in PyTorch
-    dilation: tuple
-    Ho: int
-    Wo: int
-
-    @property
-    def pad_widths(self):
-        """((top, bottom), (left, right)) that make every window lie inside the padded array
-        (bottom/right may be larger than the padding with ceil_mode, or negative: unused rows cropped)."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
-        need_h = (self.Ho - 1) * sh + dh * (kh - 1) + 1
-        need_w = (self.Wo - 1) * sw + dw * (kw - 1) + 1
-        return (ph, need_h - self.H - ph), (pw, need_w - self.W - pw)
-
-    def offsets(self):
-        """Yield (index, rows, cols) for every kernel offset (i, j), index = i*kW + j:
-        ``xpad[:, :, rows, cols]`` is element (i, j) of every window."""
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        for i in range(kh):
-            for j in range(kw):
-                yield (i * kw + j, slice(i * dh, i * dh + sh * (self.Ho - 1) + 1, sh),
-                       slice(j * dw, j * dw + sw * (self.Wo - 1) + 1, sw))
-
-
-def pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, check_padding=True) -> PoolGeometry:
-    """Validate pooling arguments (PyTorch's rules) and work out the output size."""
-    check_float_array(op, "x", x, 4, "(N, C, H, W)")
-    kernel = pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
-        else pair(op, "stride", stride, 1)
-    padding = pair(op, "padding", padding, 0)
-    dilation = pair(op, "dilation", dilation, 1)
-    if check_padding:
-        for p, k, d in zip(padding, kernel, dilation):
-            if p > (d * (k - 1) + 1) // 2:
-                raise ValueError(f"{op}: padding should be at most half of the (effective) kernel size, "
-                                 f"got padding {padding} for kernel {kernel} with dilation {dilation}")
-    N, C, H, W = (int(s) for s in x.shape)
-    Ho = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    Wo = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"{op}: input of spatial size {H}x{W} (padding {padding}) is too small for kernel "
-                         f"{kernel} (dilation {dilation}, stride {stride}): output size would be {Ho}x{Wo}")
-    return PoolGeometry(N, C, H, W, kernel, stride, padding, dilation, Ho, Wo)
-
+from .im2col import pad2d
+from .memory import workspace
+from .misc import channel_sums
+from .threads import batch_slices, parallel_map
 
 def _padded(x, g: PoolGeometry, value):
     """x padded (or cropped) by ``g.pad_widths`` with ``value``, in a reused scratch buffer."""
@@ -191,7 +127,7 @@ def _route_minus_inf_windows_inside(out, argmax, g: PoolGeometry):
     overlaps the top or left padding that is a padding cell, and its gradient would be lost.
     PyTorch gives it to the window's first element inside the image: so do we.  Such windows are
     in the first output rows and columns only (padding is at most half a kernel)."""
-    (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
+    (_, kw), (sh, sw), (dh, dw) = g.kernel, g.stride, g.dilation
     (top, _), (left, _) = g.pad_widths
     if top <= 0 and left <= 0:
         return
@@ -207,7 +143,7 @@ def _route_minus_inf_windows_inside(out, argmax, g: PoolGeometry):
 def max_pool2d_backward(grad, cache: MaxPoolCache):
     """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): each output's gradient goes to its (first) arg-max."""
     argmax, g = cache
-    _check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     if xp is not np:
         return cuda.max_pool2d_backward(grad, argmax, g)
@@ -225,9 +161,6 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     return dx
 
 
-def _check_grad(op, grad, shape):
-    if tuple(grad.shape) != tuple(shape):
-        raise ValueError(f"{op}: grad must have the output's shape {tuple(shape)}, got {tuple(grad.shape)}")
 
 
 # --------------------------------------------------------------------------- average pooling
@@ -262,10 +195,8 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     """
     g = pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     xp = get_array_module(x)
+    divisor_override = avg_pool_divisor_override("avg_pool2d", divisor_override)
     if divisor_override is not None:
-        if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) \
-                or divisor_override == 0:
-            raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
         divisor = xp.full((g.Ho, g.Wo), divisor_override, dtype=x.dtype)
     else:
         divisor = _avg_pool_divisor(xp, g, count_include_pad, x.dtype)
@@ -282,7 +213,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
 def avg_pool2d_backward(grad, cache: AvgPoolCache):
     """grad (N, C, Ho, Wo)  ->  dx (N, C, H, W): every window element receives grad / divisor."""
     divisor, g = cache
-    _check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
 
@@ -336,21 +267,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
     (PyTorch's bins; they may overlap).  ``output_size``: int or pair, None keeps that input size.
     Averaging over a rectangle is separable, so in general out = A_rows @ x @ A_cols^T.
     """
-    check_float_array("adaptive_avg_pool2d", "x", x, 4, "(N, C, H, W)")
-    N, C, H, W = (int(s) for s in x.shape)
-    if output_size is None or isinstance(output_size, numbers.Integral):
-        output_size = (output_size, output_size)
-    try:
-        oh, ow = output_size
-    except (TypeError, ValueError):
-        raise TypeError(f"adaptive_avg_pool2d: output_size must be an int or a pair (None keeps the input size), "
-                        f"got {output_size!r}") from None
-    Ho, Wo = (H if oh is None else oh), (W if ow is None else ow)
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (Ho, Wo)):
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive ints, got {output_size!r}")
-    Ho, Wo = int(Ho), int(Wo)
-    if H < 1 or W < 1:
-        raise ValueError(f"adaptive_avg_pool2d: input must have non-empty spatial size, got shape {tuple(x.shape)}")
+    N, C, H, W, Ho, Wo = adaptive_output_size(x, output_size)
     xp = get_array_module(x)
     if (Ho, Wo) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True), AdaptiveAvgPoolCache(x.shape, "global", None, None)
@@ -370,20 +287,20 @@ def adaptive_avg_pool2d_backward(grad, cache: AdaptiveAvgPoolCache):
     (N, C, H, W), mode, rows, cols = cache
     xp = get_array_module(grad)
     if mode == "global":
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, 1, 1))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, 1, 1))
         dx = xp.empty((N, C, H, W), dtype=grad.dtype)
         dx[...] = grad * (1.0 / (H * W))
         return dx
     if mode == "identity":
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, H, W))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, H, W))
         return grad.copy()
     if mode == "blocks":
         Ho, Wo = rows, cols
-        _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, Ho, Wo))
+        check_grad("adaptive_avg_pool2d_backward", grad, (N, C, Ho, Wo))
         dx = xp.empty((N, C, Ho, H // Ho, Wo, W // Wo), dtype=grad.dtype)
         dx[...] = (grad * (1.0 / ((H // Ho) * (W // Wo))))[:, :, :, None, :, None]
         return dx.reshape(N, C, H, W)
-    _check_grad("adaptive_avg_pool2d_backward", grad, (N, C, rows.shape[0], cols.shape[0]))
+    check_grad("adaptive_avg_pool2d_backward", grad, (N, C, rows.shape[0], cols.shape[0]))
     return xp.matmul(rows.T, xp.matmul(grad, cols))
 
 
@@ -428,7 +345,7 @@ def subsample_backward(grad, cache: SubsampleCache):
     dcoeff[c] = sum grad * window_sum;  dbias[c] = sum grad;  every window element gets grad * coeff[c].
     """
     sums, coeff, has_bias, g = cache
-    _check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
+    check_grad("subsample_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
     dcoeff = channel_sums(grad * sums)
     dbias = channel_sums(grad) if has_bias else None

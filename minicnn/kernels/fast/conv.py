@@ -34,16 +34,18 @@ place between forward and backward.
 """
 from __future__ import annotations
 
-import numbers
-import threading
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from ..backend import batch_slices, get_array_module, parallel_map
-from . import cuda
-from .misc import channel_sums, check_float_array, check_same_dtype, matmul, pair
+from ...backend import get_array_module
+from ...checks import check_grad
+from ..geometry import ConvGeometry, conv_geometry
+from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
+                     use_channels_last)
+from .memory import workspace
+from .misc import channel_sums, matmul
+from .threads import batch_slices, parallel_map
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
 # keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
@@ -51,237 +53,6 @@ CPU_CHUNK_BYTES = 8 << 20
 GPU_CHUNK_BYTES = 256 << 20
 MIN_GEMM_COLUMNS = 1024   # ... but at least this many output pixels per GEMM, when the batch allows
 MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands of rows
-WORKSPACE_MAX_BYTES = 64 << 20   # scratch buffers up to this size are kept for reuse (see workspace)
-CHANNELS_LAST_MAX_WIDTH = 8      # on the CPU, outputs at most this wide (with enough channels and
-CHANNELS_LAST_MIN_CHANNELS = 16  # groups=1) take the channels-last im2col: see channels_last_cols
-_workspaces = threading.local()
-
-
-# --------------------------------------------------------------------------- arguments and shapes
-
-
-def normalize_conv_padding(padding, kernel_size, stride=1, dilation=1, op: str = "conv2d"):
-    """Turn any padding spec into ``((top, bottom), (left, right))``.
-
-    Accepts an int, a pair ``(ph, pw)``, ``"valid"`` (no padding), ``"same"`` (output size = input
-    size; stride 1 only, as in PyTorch; when the total d*(k-1) is odd the extra row/column goes on
-    the bottom/right, as in PyTorch), a 4-tuple ``(top, bottom, left, right)``, or the nested form.
-    """
-    kh, kw = pair(op, "kernel_size", kernel_size, 1)
-    sh, sw = pair(op, "stride", stride, 1)
-    dh, dw = pair(op, "dilation", dilation, 1)
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            if (sh, sw) != (1, 1):
-                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
-                                 f"(stride {(sh, sw)}); give explicit padding")
-            th, tw = dh * (kh - 1), dw * (kw - 1)
-            return (th // 2, th - th // 2), (tw // 2, tw - tw // 2)
-        raise ValueError(f"{op}: padding must be an int, a pair, a 4-tuple, 'valid' or 'same', got {padding!r}")
-    if isinstance(padding, numbers.Integral):
-        padding = (padding, padding)
-    try:
-        items = tuple(padding)
-    except TypeError:
-        raise TypeError(f"{op}: padding must be an int, a pair, a 4-tuple, 'valid' or 'same', got {padding!r}") from None
-    if len(items) == 2 and all(isinstance(v, numbers.Integral) for v in items):
-        flat = (items[0], items[0], items[1], items[1])
-    elif len(items) == 4 and all(isinstance(v, numbers.Integral) for v in items):
-        flat = items
-    elif len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items):
-        flat = (*items[0], *items[1])
-    else:
-        raise ValueError(f"{op}: padding must be an int, a pair (ph, pw), a 4-tuple (top, bottom, left, right), "
-                         f"((top, bottom), (left, right)), 'valid' or 'same', got {padding!r}")
-    if not all(isinstance(v, numbers.Integral) for v in flat) or any(v < 0 for v in flat):
-        raise ValueError(f"{op}: padding must be non-negative ints, got {padding!r}")
-    t, b, l, r = (int(v) for v in flat)
-    return (t, b), (l, r)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
-    """floor((size + pads - dilation*(kernel-1) - 1) / stride) + 1  (may be <= 0 when the kernel does not fit)."""
-    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _norm_pad_pairs(op, padding):
-    try:
-        (t, b), (l, r) = padding
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: padding must be normalised to ((top, bottom), (left, right)) "
-                         f"(see normalize_conv_padding), got {padding!r}") from None
-    if not all(isinstance(v, numbers.Integral) and v >= 0 for v in (t, b, l, r)):
-        raise ValueError(f"{op}: padding must be non-negative ints, got {padding!r}")
-    return (int(t), int(b)), (int(l), int(r))
-
-
-class ConvGeometry(NamedTuple):
-    """Every size a convolution needs, checked once."""
-    N: int
-    C: int
-    H: int
-    W: int
-    O: int
-    kh: int
-    kw: int
-    Ho: int
-    Wo: int
-    stride: tuple
-    padding: tuple      # ((top, bottom), (left, right))
-    dilation: tuple
-    groups: int
-
-    @property
-    def pointwise(self) -> bool:
-        """A 1x1 kernel with stride 1 and no padding: the convolution is a plain matrix product."""
-        return (self.kh, self.kw) == (1, 1) and self.stride == (1, 1) and self.padding == ((0, 0), (0, 0))
-
-    @property
-    def full_window(self) -> bool:
-        """The kernel covers the whole (unpadded) input, one group: a fully connected layer on x.reshape(N, -1)
-        (LeNet-5's C5)."""
-        return ((self.kh, self.kw) == (self.H, self.W) and self.padding == ((0, 0), (0, 0))
-                and self.dilation == (1, 1) and self.groups == 1)
-
-
-def conv_geometry(x, weight, bias, stride, padding, dilation, groups, op="conv2d") -> ConvGeometry:
-    """Validate the arguments of a convolution and work out its sizes."""
-    check_float_array(op, "x", x, 4, "(N, C, H, W)")
-    check_float_array(op, "weight", weight, 4, "(out_channels, in_channels/groups, kH, kW)")
-    check_same_dtype(op, x, weight=weight, bias=bias)
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
-    N, C, H, W = (int(s) for s in x.shape)
-    O, Cg, kh, kw = (int(s) for s in weight.shape)
-    if C % groups:
-        raise ValueError(f"{op}: in_channels ({C}) must be divisible by groups ({groups})")
-    if O % groups:
-        raise ValueError(f"{op}: out_channels ({O}, weight.shape[0]) must be divisible by groups ({groups})")
-    if Cg != C // groups:
-        raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} expects {Cg * groups} input channels "
-                         f"(in_channels/groups = {Cg}, groups = {groups}), but x has {C} channels")
-    if min(O, Cg, kh, kw) < 1:
-        raise ValueError(f"{op}: weight must have non-zero sizes, got shape {tuple(weight.shape)}")
-    if bias is not None:
-        check_float_array(op, "bias", bias, 1, "(out_channels,)")
-        if bias.shape[0] != O:
-            raise ValueError(f"{op}: bias must have shape ({O},) (one per output channel), got {tuple(bias.shape)}")
-    stride = pair(op, "stride", stride, 1)
-    dilation = pair(op, "dilation", dilation, 1)
-    (pt, pb), (pl, pr) = _norm_pad_pairs(op, padding)
-    Ho = conv_output_size(H, kh, stride[0], pt, pb, dilation[0])
-    Wo = conv_output_size(W, kw, stride[1], pl, pr, dilation[1])
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"{op}: kernel ({kh}x{kw}, dilation {dilation}) is larger than the padded input "
-                         f"({H + pt + pb}x{W + pl + pr} = {H}x{W} plus padding {((pt, pb), (pl, pr))})")
-    return ConvGeometry(N, C, H, W, O, kh, kw, Ho, Wo, stride, ((pt, pb), (pl, pr)), dilation, groups)
-
-
-def workspace(xp, key: str, shape, dtype):
-    """A scratch array for temporaries, reused from call to call (CPU only; contents undefined).
-
-    Fresh multi-MB arrays are expensive on the CPU: the OS maps new zeroed pages on first touch.
-    Each thread keeps one growing byte buffer per ``key``; never return a workspace array to a caller.
-    On a GPU this is just ``xp.empty`` (CuPy's memory pool already recycles blocks).
-    """
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if xp is not np or nbytes > WORKSPACE_MAX_BYTES:
-        return xp.empty(shape, dtype=dtype)
-    buffers = _workspaces.__dict__.setdefault("buffers", {})
-    buf = buffers.get(key)
-    if buf is None or buf.nbytes < nbytes:
-        buf = buffers[key] = np.empty(max(nbytes, 64), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
-
-
-def pad2d(x, padding, value=0.0, out=None):
-    """Pad the last two axes of x: ((top, bottom), (left, right)); negative widths crop instead.
-
-    Returns x itself when there is nothing to do.  Otherwise a new array (or ``out``, of the padded
-    shape) is filled with ``value`` and x is copied into its middle (cheaper than ``np.pad``, and
-    works the same on CuPy).
-    """
-    (t, b), (l, r) = padding
-    if t < 0 or b < 0 or l < 0 or r < 0:         # crop first, then pad what remains positive
-        H, W = x.shape[-2:]
-        x = x[..., max(-t, 0):H - max(-b, 0), max(-l, 0):W - max(-r, 0)]
-        t, b, l, r = max(t, 0), max(b, 0), max(l, 0), max(r, 0)
-    if t == b == l == r == 0:
-        return x
-    *lead, H, W = x.shape
-    if out is None:
-        out = get_array_module(x).empty((*lead, H + t + b, W + l + r), dtype=x.dtype)
-    out.fill(value)
-    out[..., t:t + H, l:l + W] = x
-    return out
-
-
-def sliding_windows(xpad, kernel_size, stride, dilation, out_size):
-    """A read-only strided view (N, C, kH, kW, Ho, Wo) of every window of an (already padded) array.
-
-    view[n, c, i, j, oh, ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]; no data is copied.
-    """
-    (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = kernel_size, stride, dilation, out_size
-    sN, sC, sH, sW = xpad.strides
-    return as_strided(xpad, shape=(xpad.shape[0], xpad.shape[1], kh, kw, Ho, Wo),
-                      strides=(sN, sC, sH * dh, sW * dw, sH * sh, sW * sw), writeable=False)
-
-
-def im2col(x, kernel_size, stride, padding, dilation, out=None):
-    """Image to columns.  x (N, C, H, W)  ->  cols (C, kH, kW, N, Ho, Wo), x's dtype.
-
-    cols[c, i, j, n, oh, ow] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]  (zero outside the image).
-    ``padding`` is ((top, bottom), (left, right)); negative values crop.  ``out``: optional
-    contiguous buffer of that shape to fill.  Reshaped to (C*kH*kW, N*Ho*Wo) it is the GEMM operand.
-    """
-    xp = get_array_module(x)
-    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-    (pt, pb), (pl, pr) = padding
-    N, C, H, W = x.shape
-    Ho = conv_output_size(H, kh, sh, pt, pb, dh)
-    Wo = conv_output_size(W, kw, sw, pl, pr, dw)
-    if out is None:
-        out = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
-    if xp is not np:
-        return cuda.im2col(x, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
-    (t, b), (l, r) = ((max(pt, 0), max(pb, 0)), (max(pl, 0), max(pr, 0)))
-    Hc, Wc = H - max(-pt, 0) - max(-pb, 0), W - max(-pl, 0) - max(-pr, 0)     # after any cropping
-    xpad = pad2d(x, padding, out=workspace(np, "im2col_pad", (N, C, Hc + t + b, Wc + l + r), x.dtype))
-    windows = sliding_windows(xpad, (kh, kw), (sh, sw), (dh, dw), (Ho, Wo))
-    np.copyto(out, windows.transpose(1, 2, 3, 0, 4, 5))   # the one copy: a strided gather
-    return out
-
-
-def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out=None):
-    """Columns back to an image, summing overlaps: the adjoint (transpose) of ``im2col``.
-
-    cols (C, kH, kW, N, Ho, Wo)  ->  dx (N, C, H, W) with
-    dx[n, c, h, w] = sum of cols[c, i, j, n, oh, ow] over all (i, j, oh, ow) whose window reads (h, w).
-    One strided slice-add per kernel offset (i, j) into a zeroed padded image whose padding is
-    then dropped.  ``out``: optional (N, C, H, W) array to write dx into.
-    """
-    xp = get_array_module(cols)
-    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-    (pt, pb), (pl, pr) = padding
-    N, C, H, W = x_shape
-    Ho, Wo = cols.shape[-2:]
-    if out is None:
-        out = xp.empty((N, C, H, W), dtype=cols.dtype)
-    if xp is not np:
-        return cuda.col2im(cols, out, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
-    padded = pt or pb or pl or pr
-    dxpad = workspace(np, "col2im_pad", (N, C, H + pt + pb, W + pl + pr), cols.dtype) if padded else out
-    dxpad.fill(0)
-    for i in range(kh):
-        for j in range(kw):
-            h0, w0 = i * dh, j * dw
-            dxpad[:, :, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
-    if padded:
-        out[...] = dxpad[:, :, pt:pt + H, pl:pl + W]
-    return out
 
 
 # --------------------------------------------------------------------------- forward / backward
@@ -333,75 +104,6 @@ def _block_view(a, n0, n1, r0, r1, G):
     return a[n0].reshape(C, Ho * Wo)[:, r0 * Wo:r1 * Wo].reshape(G, C // G, (r1 - r0) * Wo)
 
 
-def use_channels_last(xp, channels, groups, Wo, pixels, out_channels) -> bool:
-    """Whether a convolution takes the channels-last route (``channels_last_cols``).
-
-    For small images the (C, kH, kW, N, Ho, Wo) columns are a gather whose innermost runs are only
-    Wo pixels long (8, 4, 2, 1 in a ResNet on 32x32 inputs); with channels innermost each run is kW*C
-    values long. Measured on ResNet-18's layers at batch 64 (8x8 to 1x1, 64 to 512 channels) the
-    gather is 3 to 10 times faster; on large images (56x56) it is slower, hence the thresholds.
-    The route also reorders the weight (a copy of it per call): worth it only while the columns
-    outweigh the weight, i.e. with at least 4 output pixels (N*Ho*Wo) per output channel.
-    """
-    return (xp is np and groups == 1 and Wo <= CHANNELS_LAST_MAX_WIDTH
-            and channels >= CHANNELS_LAST_MIN_CHANNELS and pixels >= 4 * out_channels)
-
-
-def channels_last_cols(x, kernel, stride, padding, dilation):
-    """Image to columns, channels innermost.  x (N, C, H, W) -> cols (N, Ho, Wo, kH, kW, C).
-
-    cols[n, oh, ow, i, j, c] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]: the same numbers as ``im2col``
-    in another order.  Reshaped to (N*Ho*Wo, kH*kW*C) it is the GEMM operand.  Returns a scratch
-    buffer (valid until the next call).  ``padding`` may be negative (crop).
-    """
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    (pt, pb), (pl, pr) = padding
-    N, C, H, W = x.shape
-    Ho = conv_output_size(H, kh, sh, pt, pb, dh)
-    Wo = conv_output_size(W, kw, sw, pl, pr, dw)
-    x = x[:, :, max(-pt, 0):H - max(-pb, 0), max(-pl, 0):W - max(-pr, 0)]       # crop, if asked
-    (t, b), (l, r) = (max(pt, 0), max(pb, 0)), (max(pl, 0), max(pr, 0))
-    Hc, Wc = x.shape[2:]
-    xpad = workspace(np, "conv_cl_pad", (N, Hc + t + b, Wc + l + r, C), x.dtype)   # NHWC, zero border
-    xpad.fill(0)
-    xpad[:, t:t + Hc, l:l + Wc, :] = x.transpose(0, 2, 3, 1)
-    sN, sH, sW, sC = xpad.strides
-    windows = as_strided(xpad, shape=(N, Ho, Wo, kh, kw, C),
-                         strides=(sN, sH * sh, sW * sw, sH * dh, sW * dw, sC), writeable=False)
-    cols = workspace(np, "conv_cl_cols", (N, Ho, Wo, kh, kw, C), x.dtype)
-    np.copyto(cols, windows)
-    return cols
-
-
-def channels_last_col2im(dcols, dx, kernel, stride, padding, dilation):
-    """The adjoint of ``channels_last_cols``: dcols (N, Ho, Wo, kH, kW, C) summed back into dx (N, C, H, W).
-
-    One strided slice-add per kernel offset into a zeroed, padded NHWC scratch image (runs of C values,
-    not of Wo pixels), then the padding is dropped and the result written to ``dx`` in NCHW order.
-    ``padding`` must be non-negative (as in a forward convolution).
-    """
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    (pt, pb), (pl, pr) = padding
-    N, C, H, W = dx.shape
-    Ho, Wo = dcols.shape[1:3]
-    dxpad = workspace(np, "conv_cl_dxpad", (N, H + pt + pb, W + pl + pr, C), dx.dtype)
-    dxpad.fill(0)
-    for i in range(kh):
-        for j in range(kw):
-            h0, w0 = i * dh, j * dw
-            dxpad[:, h0:h0 + sh * (Ho - 1) + 1:sh, w0:w0 + sw * (Wo - 1) + 1:sw, :] += dcols[:, :, :, i, j, :]
-    dx[...] = dxpad[:, pt:pt + H, pl:pl + W, :].transpose(0, 3, 1, 2)
-    return dx
-
-
-def _channels_last_weight(w3, C, kernel):
-    """w3 (1, O, C*kH*kW) in (c, i, j) order -> (O, kH*kW*C) in (i, j, c) order, the channels-last GEMM operand."""
-    O, (kh, kw) = w3.shape[1], kernel
-    w = workspace(np, "conv_cl_w", (O, kh, kw, C), w3.dtype)
-    w[...] = w3.reshape(O, C, kh, kw).transpose(0, 2, 3, 1)
-    return w.reshape(O, kh * kw * C)
-
-
 def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
     """out (N, O, Ho, Wo) <- convolution of x (N, C, H, W) with w3 (G, O/G, C/G*kH*kW), no bias.
 
@@ -417,7 +119,7 @@ def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
     if use_channels_last(xp, C, G, Wo, N * Ho * Wo, O):   # small images: all columns at once, channels innermost
         cols = channels_last_cols(x, kernel, stride, padding, dilation).reshape(N * Ho * Wo, Kg)
         y = workspace(xp, "conv_y", (O, N * Ho * Wo), x.dtype)
-        xp.matmul(_channels_last_weight(w3, C, kernel), cols.T, out=y)
+        xp.matmul(channels_last_weight(w3, C, kernel), cols.T, out=y)
         out[...] = y.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3)
         return
     for n0, n1, r0, r1 in output_blocks(xp, N, Ho, Wo, G * Kg * x.itemsize):
@@ -528,9 +230,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     its part of dweight, and the parts are summed in slice order.
     """
     x, weight, has_bias, g = cache
-    if tuple(grad_out.shape) != (g.N, g.O, g.Ho, g.Wo):
-        raise ValueError(f"conv2d_backward: grad_out must have the output's shape {(g.N, g.O, g.Ho, g.Wo)}, "
-                         f"got {tuple(grad_out.shape)}")
+    check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
     need_b = need_b and has_bias
@@ -619,7 +319,7 @@ def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):
                        ((reach_h - pt, reach_h - pb), (reach_w - pl, reach_w - pr)), g.dilation)
     elif need_x and channels_last:   # dx = col2im(grad^T @ W), channels last
         dcols = workspace(xp, "conv_cl_dcols", (g.N, g.Ho, g.Wo, g.kh, g.kw, C), x.dtype)
-        xp.matmul(g2.T, _channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
+        xp.matmul(g2.T, channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
         channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
     elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
         for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):

@@ -1,0 +1,78 @@
+"""minicnn.cli: the pieces every command line shares (option values, checks, error lines)."""
+import argparse
+import errno
+
+import pytest
+
+from minicnn import architectures, cli
+
+
+@pytest.mark.parametrize("text, value", [
+    ("false", False), ("False", False), ("TRUE", True), ("none", None), ("null", None), ("3", 3), ("-2", -2),
+    ("0.5", 0.5), ("1e-3", 1e-3), ("3,224,224", (3, 224, 224)), ("(1, 2)", (1, 2)), ("[0.5,true]", (0.5, True)),
+    ("relu", "relu"), (" 7 ", 7)])
+def test_option_values(text, value):
+    got = cli.parse_value(text)
+    assert got == value and type(got) is type(value)
+
+
+def test_option_keys():
+    assert cli.parse_option("aux-logits=false") == ("aux_logits", False)
+    assert cli.parse_option("input_size=28") == ("input_size", 28)
+    for bad in ("aux_logits", "=1", "two words=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+            cli.parse_option(bad)
+
+
+def test_options_are_checked_against_the_builder():
+    accepted = architectures.builder_options("googlenet")
+    assert accepted == {"num_classes": 1000, "in_channels": 3, "aux_logits": True, "dropout": 0.2,
+                        "dropout_aux": 0.7}
+    assert cli.check_options("googlenet", {"aux_logits": False, "dropout": 0}, accepted) is None
+    assert "has no option 'aux'" in cli.check_options("googlenet", {"aux": False}, accepted)
+    assert "takes true or false, got 1" in cli.check_options("googlenet", {"aux_logits": 1}, accepted)
+    assert "takes a number, got 'high'" in cli.check_options("googlenet", {"dropout": "high"}, accepted)
+    assert "takes an integer, got 2.5" in cli.check_options("googlenet", {"in_channels": 2.5}, accepted)
+
+
+def test_number_types_refuse_infinities_nan_and_values_outside():
+    lr = cli.number_in(0, float("inf"), low_open=True)
+    assert lr("0.1") == 0.1 and lr("1e30") == 1e30
+    for bad in ("0", "-1", "inf", "nan", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"must be a (finite )?number > 0"):
+            lr(bad)
+    momentum = cli.number_in(0, 1, high_open=True)
+    assert momentum("0") == 0 and momentum("0.99") == 0.99
+    with pytest.raises(argparse.ArgumentTypeError, match=r"\[0, 1\)"):
+        momentum("1")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be an integer >= 0, got -1"):
+        cli.nonneg_int("-1")
+
+
+def test_os_errors_are_described_with_advice():
+    full = OSError(errno.ENOSPC, "No space left on device", "runs/x/last.npz")
+    assert cli.describe_os_error(full) == ("runs/x/last.npz: No space left on device "
+                                           "(the disk is full: free some space)")
+    assert "read-only" in cli.describe_os_error(OSError(errno.EROFS, "Read-only file system", "/ro"))
+    assert cli.describe_os_error(OSError(errno.ENOSPC, "No space left on device")).startswith("No space")
+
+
+def test_run_reporting_gives_one_line_and_exit_1(capsys, monkeypatch):
+    def full_disk():
+        raise OSError(errno.ENOSPC, "No space left on device", "out/metrics.csv")
+    monkeypatch.delenv("MINICNN_DEBUG", raising=False)
+    assert cli.run_reporting("prog", False, full_disk) == 1
+    err = capsys.readouterr().err
+    assert err == "prog: error: out/metrics.csv: No space left on device (the disk is full: free some space)\n"
+    assert cli.run_reporting("prog", True, full_disk) == 1         # --debug: the traceback, then the line
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.endswith("(the disk is full: free some space)\n")
+
+    def bug():
+        raise KeyError("a bug keeps its traceback")
+    with pytest.raises(KeyError):
+        cli.run_reporting("prog", False, bug)
+    monkeypatch.setenv("MINICNN_DEBUG", "1")
+    assert cli.debug_requested(argparse.Namespace(debug=False))
+    monkeypatch.setenv("MINICNN_DEBUG", "0")
+    assert not cli.debug_requested(argparse.Namespace(debug=False))
