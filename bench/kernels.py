@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minicnn.kernels.fast import conv as conv_module  # noqa: E402
-from minicnn.kernels import (conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward,  # noqa: E402
+from minicnn.kernels.fast import conv as conv_module
+from minicnn.kernels import (conv2d_backward, conv2d_forward, max_pool2d_backward, max_pool2d_forward,
                              normalize_conv_padding)
 
 # name, batch, channels in, channels out, size, kernel, stride, padding

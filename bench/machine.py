@@ -46,7 +46,7 @@ def main():
         n = (mib << 20) // 4
         src = [rng.standard_normal(n, dtype=np.float32) for _ in range(2)]
         dst = [np.empty(n, np.float32) for _ in range(2)]
-        one, two = one_and_two(lambda i: np.copyto(dst[i], src[i]), 20)
+        one, two = one_and_two(lambda i, dst=dst, src=src: np.copyto(dst[i], src[i]), 20)
         moved = 2 * (mib << 20) / 1e9      # GB read + written per copy
         print(f"| copy {mib} MiB float32 | {moved / one:.1f} GB/s | {2 * moved / two:.1f} GB/s in all | "
               f"{2 * one / two:.2f}x |")
@@ -54,7 +54,7 @@ def main():
         a = [rng.standard_normal((m, k), dtype=np.float32) for _ in range(2)]
         b = [rng.standard_normal((k, n), dtype=np.float32) for _ in range(2)]
         out = [np.empty((m, n), np.float32) for _ in range(2)]
-        one, two = one_and_two(lambda i: np.matmul(a[i], b[i], out=out[i]), 20)
+        one, two = one_and_two(lambda i, a=a, b=b, out=out: np.matmul(a[i], b[i], out=out[i]), 20)
         flop = 2 * m * k * n / 1e9
         print(f"| GEMM {m}x{k} @ {k}x{n} | {flop / one:.0f} GFLOP/s | {2 * flop / two:.0f} GFLOP/s in all | "
               f"{2 * one / two:.2f}x |")

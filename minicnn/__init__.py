@@ -5,10 +5,11 @@
     y = (x * x).sum()
     y.backward()            # x.grad == 2 * x
 
-Modules: ``backend`` (NumPy or CuPy), ``autograd`` (Tensor, backward), ``kernels`` (plain-array
-conv/pool/norm kernels), ``functional`` (differentiable ops), ``nn``, ``optim``,
-``architectures``, ``data``; ``gradcheck`` checks gradients numerically; ``save_weights`` /
-``load_weights`` read and write safetensors files (``weights``).
+Modules: ``backend`` (NumPy or CuPy), ``autograd`` (the engine: Tensor, Function, backward), ``ops``
+(the differentiable operations), ``kernels`` (plain-array kernels: ``textbook`` and ``fast``),
+``functional`` (neural-network ops), ``nn``, ``optim``, ``architectures``, ``data``, ``training``;
+``gradcheck`` checks gradients numerically; ``save_weights`` / ``load_weights`` read and write
+safetensors files (``weights``); ``onnx.export`` writes ONNX files (``onnx_export``).
 """
 import sys as _sys
 
@@ -31,3 +32,11 @@ _sys.modules.setdefault(__name__ + ".onnx", onnx)    # so that `import minicnn.o
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
+
+__all__ = [
+    "Tensor", "Function", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like",
+    "rand", "randn", "arange", "cat", "stack", "where", "maximum", "minimum", "no_grad", "enable_grad",
+    "is_grad_enabled", "gradcheck", "GradcheckError", "summary", "manual_seed", "cuda_available", "get_num_threads",
+    "set_num_threads", "functional", "nn", "optim", "data", "architectures", "float16", "float32", "float64",
+    "int32", "int64", "bool_", "save_weights", "load_weights", "read_weights", "onnx",
+]

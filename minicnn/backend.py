@@ -36,7 +36,7 @@ def _load_cupy():
     if _cupy is not None or _cupy_error is not None:
         return _cupy
     try:
-        import cupy  # noqa: PLC0415  (optional dependency: imported only on demand)
+        import cupy
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("CuPy found no CUDA device")
         _cupy = cupy

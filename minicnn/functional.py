@@ -195,7 +195,7 @@ def _class_dim_last(input, target):
     return input.permute(*perm).reshape(-1, input.shape[1]), target.reshape(-1)
 
 
-def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:  # noqa: A002
+def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy between logits ``input`` (N, C) and class indices ``target`` (N,).
 
     Same as ``torch.nn.functional.cross_entropy`` for integer targets (``weight`` and
@@ -211,7 +211,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothin
     return CrossEntropyFunction.apply(input, target, reduction, float(label_smoothing))
 
 
-def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (N, C) (or (N, C, d1, ...)) at integer ``target``."""
     _check_reduction(reduction, "nll_loss")
     target = _class_target("nll_loss", input, target)
@@ -226,7 +226,7 @@ def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
     return picked.sum() if reduction == "sum" else picked.mean()
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean squared error ``(input - target)^2`` reduced by ``reduction``."""
     _check_reduction(reduction, "mse_loss")
     if not isinstance(target, Tensor):    # arrays and lists take the input's dtype and device
@@ -258,7 +258,7 @@ class PadFunction(Function):
         return grad[self.inner]
 
 
-def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002
+def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad the last ``len(pad)//2`` dimensions, PyTorch order: ``(left, right, top, bottom, ...)``.
 
     Only ``mode='constant'`` is supported; widths must be non-negative.
@@ -297,7 +297,7 @@ class Conv2dFunction(Function):
         return K.conv2d_backward(grad, self.cache, need_x, need_w, need_b)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:  # noqa: A002
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """Convolve ``input`` (N, C, H, W) with ``weight`` (O, C/groups, kH, kW) -> (N, O, H', W').
 
     ``padding``: an int, a pair, ``'valid'``, ``'same'`` (stride 1, as PyTorch), or a 4-tuple
@@ -323,7 +323,7 @@ class LinearFunction(Function):
         return K.linear_backward(grad, self.cache, *self.needs_input_grad[:3])
 
 
-def linear(input, weight, bias=None) -> Tensor:  # noqa: A002
+def linear(input, weight, bias=None) -> Tensor:
     """Affine map ``input @ weight.T + bias`` (``torch.nn.functional.linear``)."""
     return LinearFunction.apply(input, weight, bias)
 
@@ -339,7 +339,7 @@ class MaxPool2dFunction(Function):
         return K.max_pool2d_backward(grad, self.cache)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:  # noqa: A002
+def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:
     """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
     kernel_size = pair("max_pool2d", "kernel_size", kernel_size)
     stride = kernel_size if stride is None else pair("max_pool2d", "stride", stride)
@@ -357,7 +357,7 @@ class AvgPool2dFunction(Function):
         return K.avg_pool2d_backward(grad, self.cache)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:  # noqa: A002
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:
     """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
     kernel_size = pair("avg_pool2d", "kernel_size", kernel_size)
     stride = kernel_size if stride is None else pair("avg_pool2d", "stride", stride)
@@ -376,7 +376,7 @@ class AdaptiveAvgPool2dFunction(Function):
         return K.adaptive_avg_pool2d_backward(grad, self.cache)
 
 
-def adaptive_avg_pool2d(input, output_size) -> Tensor:  # noqa: A002
+def adaptive_avg_pool2d(input, output_size) -> Tensor:
     """Average-pool to a fixed ``output_size`` (an int, a pair; ``None`` keeps that input size)."""
     if isinstance(output_size, numbers.Integral):
         output_size = (int(output_size), int(output_size))
@@ -398,7 +398,7 @@ class SubsampleFunction(Function):
         return K.subsample_backward(grad, self.cache)
 
 
-def subsample(input, weight, bias, kernel_size=2, stride=2) -> Tensor:  # noqa: A002
+def subsample(input, weight, bias, kernel_size=2, stride=2) -> Tensor:
     """LeNet-5's S2/S4 layers (no PyTorch equivalent): a trainable coefficient and bias per channel."""
     return SubsampleFunction.apply(input, weight, bias, kernel_size, stride)
 
@@ -417,7 +417,7 @@ class BatchNormFunction(Function):
         return dx, None, None, dw, db
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5) -> Tensor:
     """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) (``torch.nn.functional.batch_norm``).
 
@@ -455,7 +455,7 @@ class LocalResponseNormFunction(Function):
         return K.local_response_norm_backward(grad, self.cache)
 
 
-def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0) -> Tensor:  # noqa: A002
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0) -> Tensor:
     """Local response normalisation across channels (AlexNet; ``torch.nn.functional.local_response_norm``)."""
     return LocalResponseNormFunction.apply(input, int(size), float(alpha), float(beta), float(k))
 
@@ -471,7 +471,7 @@ class DropoutFunction(Function):
         return K.dropout_backward(grad, self.mask)
 
 
-def dropout(input, p=0.5, training=True) -> Tensor:  # noqa: A002
+def dropout(input, p=0.5, training=True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity unless ``training``.
 
     The mask comes from the device's default generator: ``minicnn.manual_seed`` makes it repeatable.

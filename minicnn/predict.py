@@ -37,7 +37,8 @@ from . import backend, checkpoint, cli
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import transforms as T
-from .train import build_model, make_transform
+from .data.pipeline import make_transform
+from .training.setup import build_model
 
 #: The options of a training run's config that predicting needs.
 CONFIG_KEYS = ["arch", "dataset", "num_classes", "in_channels", "image_size", "input_size", "mean", "std"]
@@ -95,7 +96,7 @@ def read_image(path, channels: int):
     try:
         from PIL import Image
     except ImportError:
-        raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])")
+        raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -23,81 +23,32 @@ Reproducibility: the order of the training data in epoch ``e`` depends only on
 the same machine gives the same metrics, and ``--resume`` after a crash, Ctrl-C or
 ``kill -9`` repeats the interrupted epoch exactly as the uninterrupted run would have.
 
-The heart of it is two functions to read top to bottom: :func:`train_one_epoch` and
-:func:`evaluate`. Everything else is command-line handling and bookkeeping.
+The training loop itself is :mod:`minicnn.training` (``fit``, ``train_one_epoch``, ``evaluate``),
+which a Python program can call directly; this module is the command line over it: options,
+the run folder's files, ``--resume`` and the error policy of :mod:`minicnn.cli`.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import inspect
-import io
 import json
 import os
 import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
-from . import architectures, backend, checkpoint, cli, fileio, optim
-from . import functional as F
+from . import architectures, backend, checkpoint, cli, fileio
 from .autograd import Tensor, no_grad
-from .data import DataError, DataLoader, get_dataset
-from .data import transforms as T
-from .data.datasets import DATASETS, ArrayDataset, canonical_name
+from .data import DataError, DataLoader
+from .data.datasets import DATASETS, canonical_name
+from .data.pipeline import DATASET_SHAPES, load_data, make_transform, normalization
 from .kernels.fast import memory, threads
+from .training import (find_resume_checkpoint, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults,
+                       build_model, build_optimizer, build_scheduler, current_lr, default_out_dir, fit, plot_curves,
+                       restore_rng_state, rng_state, write_metrics_csv)
 
-# --------------------------------------------------------------------------- defaults
-
-#: Options used when the command line does not give them, per architecture family
-#: (matched by name prefix: ``resnet`` covers resnet18 ... resnet152).
-#: ``lr`` and ``weight_decay`` depend on the optimizer, so they sit under its name.
-ARCH_DEFAULTS = {
-    # LeNet-5 on MNIST: the measured default run reaches >= 99% test accuracy in under
-    # 5 minutes on a 2-core CPU (see the table in the project report / README).
-    "lenet5": dict(dataset="mnist", input_size=32, epochs=8, batch_size=64, optimizer="adamw",
-                   schedule="cosine", warmup_epochs=0.5, augment="auto", eval_batch_size=1000,
-                   sgd=dict(lr=0.05, weight_decay=5e-4), adam=dict(lr=2e-3, weight_decay=0.0),
-                   adamw=dict(lr=2e-3, weight_decay=0.01), rmsprop=dict(lr=1e-3, weight_decay=0.0)),
-    "lenet5_keras": dict(dataset="mnist", input_size=28, epochs=4, batch_size=64, optimizer="adamw",
-                         schedule="cosine", warmup_epochs=0.5, augment="none", eval_batch_size=1000),
-    # The big networks: the usual recipe (SGD with momentum, warm-up then cosine, weight decay,
-    # random-crop augmentation). These are slow on a CPU: use --limit-train, or a GPU (--device cuda).
-    "resnet": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
-                   schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
-                   sgd=dict(lr=0.1, weight_decay=5e-4)),
-    "vgg": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
-                schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
-                sgd=dict(lr=0.02, weight_decay=5e-4)),
-    "alexnet": dict(dataset="cifar10", input_size=64, epochs=30, batch_size=128, optimizer="sgd",
-                    schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
-                    sgd=dict(lr=0.02, weight_decay=5e-4)),
-    "googlenet": dict(dataset="cifar10", input_size=64, epochs=30, batch_size=128, optimizer="sgd",
-                      schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
-                      sgd=dict(lr=0.05, weight_decay=5e-4)),
-}
-
-#: Defaults shared by every architecture (an architecture's entry above overrides them).
-COMMON_DEFAULTS = dict(dataset="cifar10", input_size=32, epochs=10, batch_size=128, optimizer="sgd",
-                       momentum=0.9, schedule="cosine", warmup_epochs=1.0, step_size=None, milestones=None,
-                       gamma=0.1, min_lr=0.0, label_smoothing=0.0, augment="auto", eval_batch_size=500,
-                       seed=0, limit_train=None, limit_test=None, data_dir=None, log_every=20, threads=None)
-
-#: Learning rate and weight decay per optimizer, unless the architecture sets its own.
-OPTIMIZER_DEFAULTS = {
-    "sgd": dict(lr=0.05, weight_decay=5e-4),
-    "adam": dict(lr=1e-3, weight_decay=0.0),
-    "adamw": dict(lr=1e-3, weight_decay=0.01),
-    "rmsprop": dict(lr=1e-3, weight_decay=0.0),
-}
-
-#: Native image size and channels of each dataset.
-DATASET_SHAPES = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32)}
-
-CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
+# --------------------------------------------------------------------------- help texts
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = cli.EXIT_ERROR, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED
 
@@ -123,345 +74,6 @@ def _per_optimizer(key) -> str:
         if own:
             text += f"; {family if family in ('lenet5', 'alexnet', 'googlenet') else family + '*'}: {', '.join(own)}"
     return text
-
-
-def arch_defaults(arch: str) -> dict:
-    """The defaults for ``arch``: :data:`COMMON_DEFAULTS` overridden by its :data:`ARCH_DEFAULTS` entry."""
-    defaults = dict(COMMON_DEFAULTS)
-    entry = ARCH_DEFAULTS.get(arch)
-    if entry is None:   # by family: the longest prefix that matches
-        family = max((k for k in ARCH_DEFAULTS if arch.startswith(k)), key=len, default=None)
-        entry = ARCH_DEFAULTS.get(family, {})
-    defaults.update({k: v for k, v in entry.items() if k not in OPTIMIZER_DEFAULTS})
-    defaults["per_optimizer"] = {name: {**OPTIMIZER_DEFAULTS[name], **entry.get(name, {})}
-                                 for name in OPTIMIZER_DEFAULTS}
-    return defaults
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, epoch, step, steps, value):
-        self.epoch, self.step, self.steps, self.value = epoch, step, steps, value
-        super().__init__(f"the training loss became {value} at epoch {epoch}, step {step}/{steps}")
-
-
-# --------------------------------------------------------------------------- data
-
-class ToChannels(T.Transform):
-    """Give a uint8 batch ``channels`` channels: grey -> RGB repeats, RGB -> grey uses ITU-R 601 weights."""
-
-    def __init__(self, channels):
-        self.channels = int(channels)
-
-    def __call__(self, x, rng=None):
-        c = x.shape[1]
-        if c == self.channels:
-            return x
-        if c == 1:
-            return np.repeat(x, self.channels, axis=1)
-        if c == 3 and self.channels == 1:
-            grey = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x.astype(np.float32), axes=([0], [1]))
-            return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[:, None]
-        raise ValueError(f"cannot turn {c}-channel images into {self.channels}-channel ones")
-
-
-def normalization(dataset: str, in_channels: int):
-    """``(mean, std)`` lists (one value per model input channel) for ``dataset``.
-
-    Grey data fed to an RGB model repeats its constants; RGB data turned grey uses the
-    601-weighted means of the channel constants (an approximation of the grey statistics).
-    """
-    mean, std = T.NORMALIZATION[dataset]
-    mean, std = np.atleast_1d(mean).astype(float), np.atleast_1d(std).astype(float)
-    if len(mean) == in_channels:
-        return mean.tolist(), std.tolist()
-    if len(mean) == 1:
-        return [float(mean[0])] * in_channels, [float(std[0])] * in_channels
-    w = np.array([0.299, 0.587, 0.114])
-    return [float(w @ mean)], [float(w @ std)]
-
-
-def resize_transform(native: int, size: int):
-    """Fit ``native`` x ``native`` images to ``size`` x ``size``.
-
-    A small growth (at most 8 pixels, as MNIST 28 -> 32 for LeNet-5) pads with background,
-    which keeps strokes as they are; anything else resamples bilinearly.
-    """
-    if size == native:
-        return None
-    grow = size - native
-    if 0 < grow <= 8 and grow % 2 == 0:
-        return T.Pad(grow // 2)
-    return T.Resize(size, mode="bilinear")
-
-
-def augmentation(config):
-    """The random transforms for training, on uint8 images at the dataset's native size."""
-    kind = config["augment"]
-    native = DATASET_SHAPES[config["dataset"]][1]
-    if kind == "none":
-        return []
-    shift = 4 if native >= 32 else 2
-    out = [T.RandomCrop(native, padding=shift)]
-    if kind == "crop-flip":
-        out.append(T.RandomHorizontalFlip())
-    return out
-
-
-def make_transform(config, train: bool):
-    """The batch transform: channels, [augmentation], size, then float + normalisation."""
-    native = DATASET_SHAPES[config["dataset"]][1]
-    steps = [ToChannels(config["in_channels"])]
-    if train:
-        steps += augmentation(config)
-    resize = resize_transform(native, config["input_size"])
-    if resize is not None:
-        steps.append(resize)
-    steps.append(T.Normalize(config["mean"], config["std"]))
-    return T.Compose(steps)
-
-
-def load_data(config):
-    """Train and test datasets (cut to ``limit_train`` / ``limit_test`` images when given)."""
-    data = []
-    for train, limit in ((True, config["limit_train"]), (False, config["limit_test"])):
-        ds = get_dataset(config["dataset"], root=config["data_dir"], train=train)
-        if limit is not None:
-            ds = ArrayDataset(ds.data[:limit], ds.targets[:limit], ds.classes)
-        data.append(ds)
-    return data
-
-
-# --------------------------------------------------------------------------- training and evaluation
-
-def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", label_smoothing=0.0,
-                    log_every=20, progress=True):
-    """Train ``model`` on one pass over ``loader``; return ``(mean loss, accuracy, images per second)``.
-
-    The scheduler is stepped after every optimizer step (warm-up and cosine are measured in
-    steps). Loss and accuracy stay on the device and are fetched to the host every
-    ``log_every`` steps only (a fetch waits for the GPU). A NaN or infinite loss raises
-    :class:`NonFiniteLossError` naming the first bad step.
-    """
-    model.train()
-    steps = len(loader)
-    bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
-               disable=None if progress else True, file=sys.stderr)     # None: only on a terminal
-    total_loss, total_correct, seen = 0.0, 0, 0
-    pending = []        # (loss, number correct, batch size) of the steps not yet fetched
-    start = time.perf_counter()
-    try:
-        for step, (images, labels) in enumerate(loader, 1):
-            x = Tensor(images, device=device)
-            y = backend.to_device(labels, device)
-
-            optimizer.zero_grad()
-            outputs = model(x)
-            if isinstance(outputs, tuple):      # GoogLeNet in train mode: (logits, aux2, aux1)
-                logits, *aux = outputs          # the paper's loss: main + 0.3 * each auxiliary classifier
-                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-                for a in aux:
-                    loss = loss + 0.3 * F.cross_entropy(a, y, label_smoothing=label_smoothing)
-            else:
-                loss = F.cross_entropy(outputs, y, label_smoothing=label_smoothing)
-                logits = outputs
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-
-            pending.append((loss.data, (logits.data.argmax(axis=1) == y).sum(), len(labels)))
-            if step % log_every == 0 or step == steps:
-                # Two transfers to the host for the last few steps (each waits for the GPU).
-                xp = backend.get_array_module(loss.data)
-                losses = backend.to_numpy(xp.stack([p[0] for p in pending]))
-                correct = backend.to_numpy(xp.stack([p[1] for p in pending]))
-                bad = np.flatnonzero(~np.isfinite(losses))
-                if bad.size:
-                    raise NonFiniteLossError(epoch, step - len(pending) + 1 + int(bad[0]), steps,
-                                             losses[bad[0]])
-                sizes = np.array([p[2] for p in pending])
-                total_loss += float(losses.astype(np.float64) @ sizes)
-                total_correct += int(correct.sum())
-                seen += int(sizes.sum())
-                pending.clear()
-                elapsed = time.perf_counter() - start
-                bar.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{100 * total_correct / seen:.2f}%",
-                                 "img/s": f"{seen / elapsed:.0f}"}, refresh=False)
-                bar.update(step - bar.n)
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - start
-    return total_loss / seen, total_correct / seen, seen / elapsed
-
-
-def evaluate(model, loader, device="cpu"):
-    """Return ``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode and without gradients."""
-    model.eval()
-    total_loss, total_correct, seen = 0.0, 0, 0
-    with no_grad():
-        for images, labels in loader:
-            y = backend.to_device(labels, device)
-            logits = model(Tensor(images, device=device))
-            total_loss += float(F.cross_entropy(logits, y, reduction="sum").item())
-            total_correct += int((logits.data.argmax(axis=1) == y).sum())
-            seen += len(labels)
-    return total_loss / seen, total_correct / seen
-
-
-# --------------------------------------------------------------------------- building the pieces
-
-def build_model(config, device="cpu"):
-    """The architecture of ``config`` with its number of classes and input channels, on ``device``."""
-    options = dict(config.get("model_options", {}))
-    builder = architectures._lookup(config["arch"])
-    if "input_size" in inspect.signature(builder).parameters:     # e.g. lenet5_keras sizes its dense layer
-        options.setdefault("input_size", config["input_size"])
-    model = architectures.get(config["arch"], num_classes=config["num_classes"],
-                              in_channels=config["in_channels"], **options)
-    return model.to(device)
-
-
-def build_optimizer(model, config):
-    """The optimizer of ``config``. Weight decay applies to weights (ndim > 1), not to biases or norms."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config["weight_decay"]}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    name, lr = config["optimizer"], config["lr"]
-    if name == "sgd":
-        return optim.SGD(groups, lr=lr, momentum=config["momentum"], nesterov=config["momentum"] > 0)
-    if name == "adam":
-        return optim.Adam(groups, lr=lr)
-    if name == "adamw":
-        return optim.AdamW(groups, lr=lr)
-    if name == "rmsprop":
-        return optim.RMSprop(groups, lr=lr, momentum=config["momentum"])
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
-def build_scheduler(optimizer, config, steps_per_epoch):
-    """The learning-rate schedule, stepped once per training step (so epochs count in steps here).
-
-    ``none``: constant; ``step``: times ``gamma`` every ``step_size`` epochs; ``multistep``:
-    times ``gamma`` at each of ``milestones``; ``cosine``: cosine decay to ``min_lr``. All but
-    ``none`` start with a linear warm-up over ``warmup_epochs`` (from 1% of the lr).
-    """
-    kind = config["schedule"]
-    total = config["epochs"] * steps_per_epoch
-    warmup = int(round(config["warmup_epochs"] * steps_per_epoch)) if kind != "none" else 0
-    warmup = min(warmup, total - 1)
-    if kind == "none":
-        return None
-    # step and multistep decay at absolute epoch boundaries: the milestones are shifted by the warm-up,
-    # since the schedule after the warm-up counts its steps from the warm-up's end
-    if kind == "step":
-        every = config["step_size"]
-        main = optim.MultiStepLR(optimizer, [e * steps_per_epoch - warmup for e in range(every, config["epochs"] + 1, every)],
-                                 gamma=config["gamma"])
-    elif kind == "multistep":
-        main = optim.MultiStepLR(optimizer, [m * steps_per_epoch - warmup for m in config["milestones"]],
-                                 gamma=config["gamma"])
-    elif kind == "cosine":
-        lr = config["lr"]
-        main = optim.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=min(config["min_lr"], lr))
-    else:
-        raise ValueError(f"unknown schedule {kind!r}")
-    if warmup <= 0:
-        return main
-    warm = optim.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
-    return optim.SequentialLR(optimizer, [warm, main], milestones=[warmup])
-
-
-def current_lr(optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of the engine's generator (dropout...) during ``epoch``: depends only on (seed, epoch)."""
-    return int(np.random.SeedSequence(seed, spawn_key=(int(epoch), 7)).generate_state(1)[0])
-
-
-def rng_state(device):
-    """The engine's random-generator state (saved in checkpoints; CPU generator only)."""
-    state = {"seed": backend._generators.get("seed")}
-    if device == "cpu":
-        state["numpy"] = backend.generator("cpu").bit_generator.state
-    return state
-
-
-def restore_rng_state(state, device):
-    """Inverse of :func:`rng_state` (the epoch re-seeding makes this exact on every device)."""
-    if state.get("seed") is not None:
-        backend.manual_seed(int(state["seed"]))
-    if device == "cpu" and state.get("numpy") is not None:
-        backend.generator("cpu").bit_generator.state = state["numpy"]
-
-
-# --------------------------------------------------------------------------- files of a run
-
-def write_metrics_csv(path, history):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    fmt = {"epoch": "{:d}", "lr": "{:.6g}", "train_loss": "{:.6f}", "train_acc": "{:.6f}",
-           "test_loss": "{:.6f}", "test_acc": "{:.6f}", "seconds": "{:.2f}", "images_per_s": "{:.1f}"}
-    for row in history:
-        writer.writerow([fmt[c].format(row[c]) for c in CSV_COLUMNS])
-    fileio.atomic_write_text(path, buf.getvalue())
-
-
-_warned_no_matplotlib = False
-
-
-def plot_curves(path, history, title=""):
-    """Draw loss and accuracy against epoch into ``path``; skipped (with a note) without matplotlib."""
-    global _warned_no_matplotlib
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        if not _warned_no_matplotlib:
-            print("note: matplotlib is not installed, so curves.png is not drawn "
-                  "(pip install matplotlib, or pip install -e .[plot])", file=sys.stderr)
-            _warned_no_matplotlib = True
-        return
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax2.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train")
-    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", label="test")
-    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fileio.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
-
-
-def default_out_dir(arch):
-    """Create and return a new run folder ``runs/<arch>-<timestamp>`` (``-2``, ``-3``... when taken).
-
-    Created with ``os.mkdir``, which fails when the folder exists: two runs started in the same
-    second get a folder each (checking first, then creating, would let both take the same one).
-    """
-    base = os.path.join("runs", f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs("runs", exist_ok=True)
-    n = 1
-    while True:
-        out = base if n == 1 else f"{base}-{n}"
-        try:
-            os.mkdir(out)
-            return out
-        except FileExistsError:
-            n += 1
 
 
 # --------------------------------------------------------------------------- command line
@@ -614,53 +226,6 @@ def check_model(model, config, device):
     model.train()
 
 
-def find_resume_checkpoint(resume, arch, out):
-    """Resolve ``--resume``'s value to a checkpoint file (``latest``: --out, else the newest run of ``arch``)."""
-    if resume == "latest":
-        if out:
-            resume = out
-        else:
-            if not arch:
-                raise checkpoint.CheckpointError("--resume without a path needs the architecture name or --out "
-                                                 "to find the run, e.g. --resume runs/lenet5-20250101-120000")
-            runs = []
-            if os.path.isdir("runs"):
-                for name in os.listdir("runs"):
-                    last = os.path.join("runs", name, "last.npz")
-                    if name.startswith(arch + "-") and os.path.isfile(last):
-                        runs.append((os.path.getmtime(last), last))
-            if not runs:
-                raise checkpoint.CheckpointError(f"--resume: no run of {arch} with a last.npz under runs/; "
-                                                 "pass the run folder or checkpoint file, or start a new run "
-                                                 "without --resume")
-            return max(runs)[1]
-    if os.path.isdir(resume):
-        return os.path.join(resume, "last.npz")
-    return resume
-
-
-@contextlib.contextmanager
-def cpu_threads(n):
-    """Run minicnn's kernels on ``n`` CPU threads inside the block (no-op for ``None``).
-
-    ``threads.set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
-    at one thread too, so that ``--threads 1`` means one core.
-    """
-    if n is None:
-        yield
-        return
-    before = threads.get_num_threads()
-    threads.set_num_threads(n)
-    try:
-        if n == 1:
-            with threadpool_limits(limits=1, user_api="blas"):
-                yield
-        else:
-            yield
-    finally:
-        threads.set_num_threads(before)
-
-
 def run(argv=None) -> int:
     """The command line: parse, check, build, train, save. Returns the exit code (see :mod:`minicnn.cli`)."""
     parser = make_parser()
@@ -755,7 +320,7 @@ def _run(args, parser, cleanup) -> int:
             raise cli.CommandError(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
                                    "or choose another --out.")
 
-    cleanup.enter_context(cpu_threads(config.get("threads")))
+    cleanup.enter_context(threads.using(config.get("threads")))
     try:
         device = backend.normalize_device(args.device or ("cuda" if backend.cuda_available() else "cpu"))
     except RuntimeError as exc:                      # --device cuda without CuPy or a GPU
@@ -855,36 +420,30 @@ def _train(config, out, state, model, optimizer, scheduler, train_loader, test_l
         print(f"the run is already complete ({config['epochs']} epochs); nothing to do")
         return 0
 
-    epoch = start_epoch
     run_start = time.perf_counter()
+
+    def after_epoch(row, history):   # best first: a crash in between leaves a consistent pair
+        nonlocal best_acc, saved_epoch
+        is_best = row["test_acc"] > best_acc
+        if is_best:
+            best_acc = row["test_acc"]
+            save(best_path, row["epoch"])
+        save(last_path, row["epoch"])
+        saved_epoch = row["epoch"]
+        write_metrics_csv(os.path.join(out, "metrics.csv"), history)
+        plot_curves(os.path.join(out, "curves.png"), history, f"{config['arch']} on {config['dataset']}")
+        print(f"epoch {row['epoch']:>3}/{config['epochs']}  lr {row['lr']:.2e}  "
+              f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%  "
+              f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:6.2f}%  "
+              f"{row['seconds']:5.1f} s  {row['images_per_s']:6.0f} img/s" + ("  *best*" if is_best else ""),
+              flush=True)
     try:
-        for epoch in range(start_epoch, config["epochs"] + 1):
-            backend.manual_seed(epoch_seed(config["seed"], epoch))   # dropout etc.: depends on (seed, epoch)
-            train_loader.set_epoch(epoch)                            # data order: depends on (seed, epoch)
-            lr = current_lr(optimizer)                               # the lr of the epoch's first step
-            t0 = time.perf_counter()
-            train_loss, train_acc, speed = train_one_epoch(
-                model, train_loader, optimizer, scheduler, epoch, device,
-                config["label_smoothing"], config["log_every"], progress)
-            test_loss, test_acc = evaluate(model, test_loader, device)
-            seconds = time.perf_counter() - t0
-            history.append(dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
-                                test_loss=test_loss, test_acc=test_acc, seconds=seconds, images_per_s=speed))
-            is_best = test_acc > best_acc
-            if is_best:                      # best first: a crash in between leaves a consistent pair
-                best_acc = test_acc
-                save(best_path, epoch)
-            save(last_path, epoch)
-            saved_epoch = epoch
-            write_metrics_csv(os.path.join(out, "metrics.csv"), history)
-            plot_curves(os.path.join(out, "curves.png"), history, f"{config['arch']} on {config['dataset']}")
-            print(f"epoch {epoch:>3}/{config['epochs']}  lr {lr:.2e}  "
-                  f"train loss {train_loss:.4f} acc {100 * train_acc:6.2f}%  "
-                  f"test loss {test_loss:.4f} acc {100 * test_acc:6.2f}%  "
-                  f"{seconds:5.1f} s  {speed:6.0f} img/s" + ("  *best*" if is_best else ""), flush=True)
+        fit(model, train_loader, optimizer, config["epochs"], test_loader=test_loader, scheduler=scheduler,
+            device=device, label_smoothing=config["label_smoothing"], seed=config["seed"], start_epoch=start_epoch,
+            history=history, on_epoch_end=after_epoch, log_every=config["log_every"], progress=progress)
     except KeyboardInterrupt:
         what = "the initial weights" if saved_epoch == 0 else f"after epoch {saved_epoch}"
-        print(f"\ninterrupted during epoch {epoch}. The last checkpoint is {last_path} ({what}).\n"
+        print(f"\ninterrupted during epoch {saved_epoch + 1}. The last checkpoint is {last_path} ({what}).\n"
               f"Resume with: python -m minicnn.train {config['arch']} --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except NonFiniteLossError as exc:

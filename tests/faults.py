@@ -65,14 +65,14 @@ def install(fault: str, patch=setattr) -> None:
     this script runs), or a test's ``monkeypatch.setattr`` to inject it in the test's own process."""
     kind, _, where = fault.partition(":")
     if kind in ("kill-step", "nan-step"):
-        from minicnn import train
+        from minicnn.training import loop
         epoch, step = (int(v) for v in where.split(":"))
-        original_epoch = train.train_one_epoch
+        original_epoch = loop.train_one_epoch
 
         def train_one_epoch(model, loader, optimizer, scheduler, e, *args, **kwargs):
             return original_epoch(model, FaultyLoader(loader, e, (epoch, step), kind), optimizer, scheduler, e,
                                   *args, **kwargs)
-        patch(train, "train_one_epoch", train_one_epoch)
+        patch(loop, "train_one_epoch", train_one_epoch)
     elif kind in ("kill-write", "enospc-write"):
         from minicnn import checkpoint, fileio
         from minicnn.data import download
@@ -100,7 +100,7 @@ def install(fault: str, patch=setattr) -> None:
             refuse(path)
             return original_mkdir(path, *args, **kwargs)
 
-        def mkstemp(*args, dir=None, **kwargs):    # noqa: A002 (tempfile's own name)
+        def mkstemp(*args, dir=None, **kwargs):
             refuse(os.path.join(dir or ".", "file"))
             return original_mkstemp(*args, dir=dir, **kwargs)
         patch(os, "mkdir", mkdir)

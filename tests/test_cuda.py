@@ -12,7 +12,7 @@ import minicnn
 import minicnn.functional as F
 from minicnn import architectures, backend, nn, optim
 from minicnn.data import DataLoader
-from minicnn.train import train_one_epoch
+from minicnn.training import train_one_epoch
 
 from conftest import cuda
 

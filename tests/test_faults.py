@@ -27,7 +27,7 @@ import faults
 import numpy as np
 import pytest
 
-from minicnn import backend, checkpoint, predict, train
+from minicnn import backend, checkpoint, predict, train, training
 from minicnn.data import DataError, read_idx
 from minicnn.data import download as dl
 
@@ -166,7 +166,7 @@ def lenet_checkpoint(tmp_path_factory):
     """A training checkpoint of an untrained LeNet-5 (no dataset needed): what predict reads."""
     config = train.resolve_config(train.make_parser().parse_args(["lenet5"]))
     config["device"] = "cpu"
-    model = train.build_model(config)
+    model = training.build_model(config)
     path = tmp_path_factory.mktemp("ckpt") / "last.npz"
     checkpoint.save(path, {"model": model.state_dict(), "config": config, "epoch": 0})
     return path

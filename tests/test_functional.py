@@ -173,7 +173,7 @@ def test_pool_gradcheck(kernel, stride, padding, ceil):
     x = minicnn.tensor(rng.permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) / 10.0, requires_grad=True)
     assert gradcheck(lambda t: F.max_pool2d(t, kernel, stride, padding, ceil_mode=ceil), x)
     for include in (True, False):
-        assert gradcheck(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil, include), x)
+        assert gradcheck(lambda t, include=include: F.avg_pool2d(t, kernel, stride, padding, ceil, include), x)
 
 
 @pytest.mark.parametrize("size", [1, (1, 1), (7, 7), (3, 3), (2, 7), (None, 1)])

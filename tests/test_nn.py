@@ -103,7 +103,7 @@ def test_attribute_assignment_rules():
     del m.extra
     assert "extra" not in dict(m.named_parameters())
     with pytest.raises(AttributeError, match="'Linear' object has no attribute 'extra'"):
-        m.extra  # noqa: B018
+        _ = m.extra
     bn = nn.BatchNorm1d(2)
     bn.running_mean = minicnn.ones(2)                               # buffers accept tensors
     assert bn.running_mean.data.sum() == 2
@@ -346,7 +346,7 @@ def test_sequential_container():
     seq[2] = nn.Tanh()
     assert isinstance(seq[2], nn.Tanh)
     with pytest.raises(IndexError):
-        seq[3]  # noqa: B018
+        seq[3]
     named = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 2, 3)), ("act", nn.ReLU())]))
     assert [n for n, _ in named.named_parameters()] == ["conv.weight", "conv.bias"]
     assert named.conv is named[0]

@@ -9,6 +9,7 @@ import pytest
 from conftest import DATA_ROOT
 
 from minicnn import predict, train
+from minicnn.data import pipeline
 from minicnn.data import MNIST
 
 PIL = pytest.importorskip("PIL.Image")
@@ -58,7 +59,7 @@ def digits(mnist_dir):
 def expected_probs(run_dir, images):
     """Probabilities through the training pipeline's own test transform (no PNG, no Pillow)."""
     model, config, _, _ = predict.load_model(str(run_dir))
-    x = train.make_transform(config, train=False)(images)
+    x = pipeline.make_transform(config, train=False)(images)
     return predict.predict(model, x)
 
 

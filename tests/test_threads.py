@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
-from minicnn import backend, nn, optim
+from minicnn import nn, optim
 from minicnn import functional as F
 from minicnn.autograd import Tensor
 from minicnn import kernels

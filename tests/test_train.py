@@ -20,7 +20,9 @@ from conftest import DATA_ROOT, needs_mnist
 from threadpoolctl import threadpool_info
 
 import minicnn
-from minicnn import backend, checkpoint, nn, optim, train
+from minicnn import checkpoint, nn, optim, train, training
+from minicnn.data import pipeline
+from minicnn.kernels.fast import threads as fast_threads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = DATA_ROOT
@@ -132,8 +134,8 @@ def test_a_missing_dataset_is_one_line_exit_1_and_debug_adds_the_traceback(tmp_p
 
 def test_two_runs_started_in_the_same_second_get_a_folder_each(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train.time, "strftime", lambda fmt: "20250101-120000")
-    first, second = train.default_out_dir("lenet5"), train.default_out_dir("lenet5")
+    monkeypatch.setattr(training.state.time, "strftime", lambda fmt: "20250101-120000")
+    first, second = training.default_out_dir("lenet5"), training.default_out_dir("lenet5")
     assert first == os.path.join("runs", "lenet5-20250101-120000")
     assert second == os.path.join("runs", "lenet5-20250101-120000-2")
     assert os.path.isdir(first) and os.path.isdir(second)          # created, not only named
@@ -144,7 +146,7 @@ def test_quick_run_learns_and_writes_its_files(quick_run):
     run_dir, proc = quick_run
     rows = read_metrics(run_dir)
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert list(rows[0]) == train.CSV_COLUMNS
+    assert list(rows[0]) == training.CSV_COLUMNS
     assert float(rows[-1]["test_acc"]) >= 0.7, rows          # chance is 0.1
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert "epoch   2/2" in proc.stdout and "test loss" in proc.stdout and "img/s" in proc.stdout
@@ -210,7 +212,7 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path):
     assert "interrupted" in stderr and "--resume run" in stderr and "last.npz" in stderr
     state = checkpoint.load(tmp_path / "run" / "last.npz")
     assert state["epoch"] >= 1
-    model = train.build_model(state["config"])
+    model = training.build_model(state["config"])
     model.load_state_dict(state["model"])
 
 
@@ -316,29 +318,29 @@ def test_defaults_per_architecture():
     c = train.resolve_config(parser.parse_args(["alexnet", "--dataset", "cifar10", "--in-channels", "1"]))
     assert c["input_size"] >= 64 and len(c["mean"]) == 1
     c = train.resolve_config(parser.parse_args(["lenet5", "--optimizer", "sgd"]))
-    assert c["lr"] == train.arch_defaults("lenet5")["per_optimizer"]["sgd"]["lr"]
+    assert c["lr"] == training.arch_defaults("lenet5")["per_optimizer"]["sgd"]["lr"]
 
 
 def test_transforms_fit_images_to_the_model():
     x = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
     c = dict(dataset="fashion-mnist", in_channels=3, input_size=64, augment="none",
              mean=[0.286] * 3, std=[0.353] * 3)
-    assert train.make_transform(c, train=True)(x).shape == (4, 3, 64, 64)
+    assert pipeline.make_transform(c, train=True)(x).shape == (4, 3, 64, 64)
     c = dict(c, in_channels=1, input_size=32, mean=[0.286], std=[0.353], augment="crop")
-    y = train.make_transform(c, train=True)(x, rng=np.random.default_rng(0))
+    y = pipeline.make_transform(c, train=True)(x, rng=np.random.default_rng(0))
     assert y.shape == (4, 1, 32, 32) and y.dtype == np.float32
     rgb = np.random.default_rng(1).integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
-    assert train.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
+    assert pipeline.ToChannels(1)(rgb).shape == (2, 1, 32, 32)
 
 
 def test_cpu_threads_sets_the_thread_count_for_the_run_and_puts_it_back():
     blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
     threads = minicnn.get_num_threads()
-    with train.cpu_threads(1):        # one thread: BLAS too
+    with fast_threads.using(1):        # one thread: BLAS too
         assert minicnn.get_num_threads() == 1
         assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == [1] * len(blas)
     assert minicnn.get_num_threads() == threads
-    with train.cpu_threads(3):
+    with fast_threads.using(3):
         assert minicnn.get_num_threads() == 3
     assert minicnn.get_num_threads() == threads
 
@@ -347,7 +349,7 @@ def test_step_and_multistep_schedules_decay_at_the_same_epochs_after_a_warmup():
     for kind, extra in (("step", dict(step_size=2)), ("multistep", dict(milestones=[2]))):
         opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
         config = dict(schedule=kind, epochs=4, warmup_epochs=1, gamma=0.1, lr=1.0, min_lr=0.0, **extra)
-        scheduler = train.build_scheduler(opt, config, steps_per_epoch=10)
+        scheduler = training.build_scheduler(opt, config, steps_per_epoch=10)
         at_epoch_start = []
         for step in range(40):
             if step % 10 == 0:

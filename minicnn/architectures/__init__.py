@@ -113,13 +113,14 @@ def check_input(x, model_name: str, in_channels: int, min_size: int | None = Non
                          f"{hint}".rstrip())
 
 
-# Importing the family modules registers their builders.
-from . import alexnet, googlenet, lenet, resnet, vgg  # noqa: E402,F401
-from .alexnet import AlexNet  # noqa: E402,F401
-from .googlenet import GoogLeNet, googlenet_loss  # noqa: E402,F401
-from .lenet import LeNet5, LeNet5Keras  # noqa: E402,F401
-from .resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402,F401
-from .vgg import VGG  # noqa: E402,F401
+# Importing the family modules registers their builders; they use register() and check_input() above,
+# so these imports come after them (E402).
+from . import alexnet as alexnet, googlenet as googlenet, lenet as lenet, resnet as resnet, vgg as vgg  # noqa: E402
+from .alexnet import AlexNet as AlexNet  # noqa: E402
+from .googlenet import GoogLeNet as GoogLeNet, googlenet_loss as googlenet_loss  # noqa: E402
+from .lenet import LeNet5 as LeNet5, LeNet5Keras as LeNet5Keras  # noqa: E402
+from .resnet import BasicBlock as BasicBlock, Bottleneck as Bottleneck, ResNet as ResNet  # noqa: E402
+from .vgg import VGG as VGG  # noqa: E402
 
 __all__ = ["register", "names", "get", "builder_options", "default_input_shape", "count_parameters", "check_input",
            "LeNet5", "LeNet5Keras", "AlexNet", "VGG", "GoogLeNet", "googlenet_loss",

@@ -178,19 +178,22 @@ class GoogLeNet(nn.Module):
         return x
 
 
-def googlenet_loss(outputs, target, aux_weight: float = 0.3):
+AUX_LOSS_WEIGHT = 0.3   # Szegedy et al. 2015: "their loss is added to the total loss with a discount weight (0.3)"
+
+
+def googlenet_loss(outputs, target, aux_weight: float = AUX_LOSS_WEIGHT, label_smoothing: float = 0.0):
     """The paper's training loss: cross-entropy of the main output + 0.3 * (aux1 + aux2).
 
     ``outputs`` is what ``GoogLeNet.forward`` returns: ``(logits, aux2, aux1)`` in training
     mode with auxiliary classifiers, or the logits alone (then the plain cross-entropy).
     """
     if not isinstance(outputs, (tuple, list)):
-        return F.cross_entropy(outputs, target)
+        return F.cross_entropy(outputs, target, label_smoothing=label_smoothing)
     logits, aux2, aux1 = outputs
-    loss = F.cross_entropy(logits, target)
+    loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
     for aux in (aux1, aux2):
         if aux is not None:
-            loss = loss + aux_weight * F.cross_entropy(aux, target)
+            loss = loss + aux_weight * F.cross_entropy(aux, target, label_smoothing=label_smoothing)
     return loss
 
 

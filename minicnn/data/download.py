@@ -35,6 +35,8 @@ import tarfile
 import tempfile
 import urllib.request
 
+from tqdm import tqdm
+
 from ..fileio import atomic_write, fsync_dir, remove_stale_temporaries
 
 # ----------------------------------------------------------------------------
@@ -233,14 +235,9 @@ def check_md5(path, expected):
 # ----------------------------------------------------------------------------
 
 def _progress_bar(total, desc, enabled):
-    """Return a tqdm bar, or a do-nothing stand-in when disabled or tqdm is missing."""
+    """Return a tqdm bar, or a do-nothing stand-in when disabled."""
     if enabled:
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024,
-                        leave=False)
-        except ImportError:
-            pass
+        return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024, leave=False)
 
     class _NoBar:
         def update(self, n):

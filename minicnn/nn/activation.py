@@ -17,7 +17,7 @@ class ReLU(Module):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.relu(input)
 
     def extra_repr(self):
@@ -27,14 +27,14 @@ class ReLU(Module):
 class Sigmoid(Module):
     """1 / (1 + exp(-x)), elementwise."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.sigmoid(input)
 
 
 class Tanh(Module):
     """tanh(x), elementwise."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.tanh(input)
 
 
@@ -49,7 +49,7 @@ class ScaledTanh(Module):
         super().__init__()
         self.a, self.b = a, b
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.scaled_tanh(input, self.a, self.b)
 
     def extra_repr(self):
@@ -63,7 +63,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmax(input, self.dim)
 
     def extra_repr(self):
@@ -77,7 +77,7 @@ class LogSoftmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.log_softmax(input, self.dim)
 
     def extra_repr(self):

@@ -54,7 +54,7 @@ class Conv2d(Module):
     def reset_parameters(self) -> None:
         init.default_(self.weight, self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         name = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
         check_input(name, input, f"(N, {self.in_channels}, H, W)", ndims=(4,), dim=1, size=self.in_channels)
         check_dtype(name, input, self.weight)
@@ -100,7 +100,7 @@ class Subsampling(Module):
         init.uniform_(self.weight, -bound, bound)
         init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         name = f"Subsampling({self.channels}, kernel_size={self.kernel_size})"
         check_input(name, input, f"(N, {self.channels}, H, W)", ndims=(4,), dim=1, size=self.channels)
         check_dtype(name, input, self.weight)

@@ -19,7 +19,7 @@ class Dropout(Module):
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         if self.training and self.p == 1.0:      # drop everything (F.dropout needs p < 1 to scale by 1/(1-p))
             return input * 0.0
         return F.dropout(input, self.p, self.training)

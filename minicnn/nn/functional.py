@@ -1,6 +1,25 @@
 """``minicnn.nn.functional``: the same functions as ``minicnn.functional``, under PyTorch's path,
 so that ``import minicnn.nn.functional as F`` works as ``import torch.nn.functional as F`` does."""
-from ..functional import (__all__, adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d, cross_entropy, dropout,
-                          linear, local_response_norm, log_softmax, max_pool2d, mse_loss, nll_loss, pad, relu,
-                          scaled_tanh, sigmoid, softmax, subsample, tanh)
+from ..functional import (  # the names re-exported, each `x as x`
+    __all__ as __all__,
+    adaptive_avg_pool2d as adaptive_avg_pool2d,
+    avg_pool2d as avg_pool2d,
+    batch_norm as batch_norm,
+    conv2d as conv2d,
+    cross_entropy as cross_entropy,
+    dropout as dropout,
+    linear as linear,
+    local_response_norm as local_response_norm,
+    log_softmax as log_softmax,
+    max_pool2d as max_pool2d,
+    mse_loss as mse_loss,
+    nll_loss as nll_loss,
+    pad as pad,
+    relu as relu,
+    scaled_tanh as scaled_tanh,
+    sigmoid as sigmoid,
+    softmax as softmax,
+    subsample as subsample,
+    tanh as tanh,
+)
 

@@ -13,7 +13,7 @@ class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return input
 
 
@@ -38,7 +38,7 @@ class Linear(Module):
     def reset_parameters(self) -> None:
         init.default_(self.weight, self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         name = f"Linear({self.extra_repr()})"
         check_input(name, input, f"(*, {self.in_features})", ndims=None, dim=-1, size=self.in_features)
         check_dtype(name, input, self.weight)
@@ -55,7 +55,7 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return input.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self):

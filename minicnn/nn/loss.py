@@ -26,7 +26,7 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction=reduction)
         self.label_smoothing = label_smoothing
 
-    def forward(self, input, target):  # noqa: A002
+    def forward(self, input, target):
         return F.cross_entropy(input, target, reduction=self.reduction, label_smoothing=self.label_smoothing)
 
     def extra_repr(self):
@@ -37,12 +37,12 @@ class CrossEntropyLoss(_Loss):
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities (N, C) (e.g. from ``LogSoftmax(dim=1)``) at class indices (N,)."""
 
-    def forward(self, input, target):  # noqa: A002
+    def forward(self, input, target):
         return F.nll_loss(input, target, reduction=self.reduction)
 
 
 class MSELoss(_Loss):
     """Mean squared error ``(input - target)^2``, reduced by ``reduction``."""
 
-    def forward(self, input, target):  # noqa: A002
+    def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)

@@ -62,7 +62,7 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         name = f"{type(self).__name__}({self.num_features})"
         check_input(name, input, self._expected_shape.format(C=self.num_features), ndims=self._expected_ndims,
                     dim=1, size=self.num_features)
@@ -114,7 +114,7 @@ class LocalResponseNorm(Module):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         check_input(f"LocalResponseNorm({self.size})", input, "(N, C, H, W)", ndims=(4,))
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
 

@@ -25,7 +25,7 @@ class ZeroPad2d(Module):
                              f"got {padding!r}")
         self.padding = tuple(int(p) for p in padding)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         check_input(f"ZeroPad2d({self.padding})", input, "(N, C, H, W) or (C, H, W)", ndims=(3, 4))
         return F.pad(input, self.padding)
 

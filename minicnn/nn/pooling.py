@@ -26,7 +26,7 @@ class MaxPool2d(Module):
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         check_input(f"MaxPool2d({self.extra_repr()})", input, "(N, C, H, W)", ndims=(4,))
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
 
@@ -53,7 +53,7 @@ class AvgPool2d(Module):
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         check_input(f"AvgPool2d({self.extra_repr()})", input, "(N, C, H, W)", ndims=(4,))
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
                             count_include_pad=self.count_include_pad)
@@ -74,7 +74,7 @@ class AdaptiveAvgPool2d(Module):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         check_input(f"AdaptiveAvgPool2d(output_size={self.output_size})", input, "(N, C, H, W)", ndims=(4,))
         return F.adaptive_avg_pool2d(input, self.output_size)
 

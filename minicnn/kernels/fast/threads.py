@@ -10,12 +10,13 @@ this module; the textbook kernels run in the calling thread.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ...backend import get_array_module
 
@@ -206,3 +207,25 @@ def _forget_workers_after_fork():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers_after_fork)
+
+
+@contextlib.contextmanager
+def using(n):
+    """Run minicnn's kernels on ``n`` CPU threads inside the block (no-op for ``None``).
+
+    ``set_num_threads(n)``, put back afterwards. With one thread the BLAS library is held
+    at one thread too, so that ``--threads 1`` means one core.
+    """
+    if n is None:
+        yield
+        return
+    before = get_num_threads()
+    set_num_threads(n)
+    try:
+        if n == 1:
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        else:
+            yield
+    finally:
+        set_num_threads(before)

@@ -1,0 +1,60 @@
+"""minicnn.training as a library: fit() trains, returns the history, and continues a run exactly."""
+import numpy as np
+
+import minicnn
+from minicnn import architectures, optim, training
+from minicnn.data import DataLoader
+
+
+def _data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 1, 32, 32)).astype(np.float32) + 2 * y[:, None, None, None]   # separable
+    return x, y
+
+
+def _setup(init_seed=0):
+    minicnn.manual_seed(init_seed)
+    model = architectures.get("lenet5", num_classes=3)
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    return model, opt, DataLoader(_data(), batch_size=16, shuffle=True, seed=0), DataLoader(_data(48, 1), 48)
+
+
+def _comparable(history):
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in history]
+
+
+def test_fit_trains_and_returns_one_row_per_epoch():
+    model, opt, train_loader, test_loader = _setup()
+    seen = []
+    history = training.fit(model, train_loader, opt, 3, test_loader=test_loader, seed=0, progress=False,
+                           on_epoch_end=lambda row, hist: seen.append(row["epoch"]))
+    assert [r["epoch"] for r in history] == seen == [1, 2, 3]
+    assert set(history[0]) == set(training.CSV_COLUMNS)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["test_acc"] > 0.6
+
+
+def test_fit_continued_from_a_saved_state_repeats_the_uninterrupted_run():
+    model, opt, train_loader, test_loader = _setup()
+    whole = training.fit(model, train_loader, opt, 2, test_loader=test_loader, seed=0, progress=False)
+
+    model, opt, train_loader, test_loader = _setup()
+    first = training.fit(model, train_loader, opt, 1, test_loader=test_loader, seed=0, progress=False)
+    saved = {"model": model.state_dict(), "optimizer": opt.state_dict()}
+    model, opt, train_loader, test_loader = _setup(init_seed=5)       # a fresh process, other initial weights
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    resumed = training.fit(model, train_loader, opt, 2, test_loader=test_loader, seed=0, start_epoch=2,
+                           history=list(first), progress=False)
+    assert _comparable(resumed) == _comparable(whole)
+
+
+def test_fit_without_a_test_loader_and_googlenets_loss():
+    model, opt, train_loader, _ = _setup()
+    history = training.fit(model, train_loader, opt, 1, progress=False)
+    assert history[0]["test_loss"] is None and history[0]["test_acc"] is None
+    logits = minicnn.tensor(np.zeros((2, 3), np.float32))
+    aux = minicnn.tensor(np.ones((2, 3), np.float32))
+    target = np.array([0, 1])
+    loss = training.training_loss((logits, aux, aux), target)
+    np.testing.assert_allclose(loss.item(), (1 + 2 * 0.3) * np.log(3), rtol=1e-6)   # main + 0.3 * each aux
