@@ -19,7 +19,10 @@ setup(
         "gpu-cuda13": ["cupy-cuda13x>=14"],   # CUDA 13 drivers (checked on an H200: bench/RESULTS-gpu.md)
         "plot": ["matplotlib>=3.5"],
         "image": ["Pillow>=9"],
-        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9"],
+        "weights": ["safetensors>=0.4"],                      # save_weights / load_weights
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],          # minicnn.onnx.export (opset 17), and running the files
+        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "safetensors>=0.4", "onnx>=1.14",
+                "onnxruntime>=1.16"],
     },
     entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
 )

@@ -8,8 +8,10 @@ and the multiply-adds of both models and flags any difference.
 
     model = get("resnet18", num_classes=10, in_channels=3)
 
-Only ``torch`` is needed. Initialisation does not matter for timing and is PyTorch's default
-(except BatchNorm's, which is PyTorch's default too: weight 1, bias 0).
+Only ``torch`` is needed (and minicnn for LeNet-5's C3 table with ``c3_table=True``).
+Initialisation does not matter for timing and is PyTorch's default (except BatchNorm's, which
+is PyTorch's default too: weight 1, bias 0). The state_dict keys are minicnn's, so
+``tests/test_weights_torch.py`` also uses these models as the source of torchvision-layout weights.
 """
 from __future__ import annotations
 
@@ -49,50 +51,73 @@ class Subsample(nn.Module):
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al., 1998) on 1x32x32: C1 conv 6@5x5 -> S2 -> C3 conv 16@5x5 -> S4
     -> C5 conv 120@5x5 -> F6 linear 84 -> output linear, scaled tanh after every hidden layer
-    (C3 fully connected to S2, the output layer a linear layer instead of the RBF units)."""
+    (the output layer a linear layer instead of the RBF units). Module names are minicnn's
+    (``c1``, ``s2``, ..., ``output``), so the state_dicts of the two load into each other;
+    ``c3_table=True`` masks C3's weights with the paper's connection table, as minicnn does."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, c3_table: bool = False):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5), ScaledTanh(),      # C1: 32 -> 28
-            Subsample(6), ScaledTanh(),                       # S2: 28 -> 14
-            nn.Conv2d(6, 16, 5), ScaledTanh(),                # C3: 14 -> 10
-            Subsample(16), ScaledTanh(),                      # S4: 10 -> 5
-            nn.Conv2d(16, 120, 5), ScaledTanh(),              # C5: 5 -> 1
-        )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(120, 84), ScaledTanh(), nn.Linear(84, num_classes))
+        self.c1 = nn.Conv2d(in_channels, 6, 5)            # 32 -> 28
+        self.s2 = Subsample(6)                            # 28 -> 14
+        self.c3 = nn.Conv2d(6, 16, 5)                     # 14 -> 10
+        self.s4 = Subsample(16)                           # 10 -> 5
+        self.c5 = nn.Conv2d(16, 120, 5)                   # 5 -> 1
+        self.flatten = nn.Flatten()
+        self.f6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, num_classes)
+        self.act = ScaledTanh()
+        mask = None
+        if c3_table:
+            from minicnn.architectures.lenet import C3_TABLE      # (6 inputs, 16 maps) 0/1 table
+            mask = torch.tensor(C3_TABLE.T[:, :, None, None].copy())
+        self.register_buffer("c3_mask", mask, persistent=False)
 
     def forward(self, x):
-        return self.classifier(self.features(x))
+        x = self.act(self.c1(x))
+        x = self.act(self.s2(x))
+        if self.c3_mask is None:
+            x = self.act(self.c3(x))
+        else:
+            x = self.act(F.conv2d(x, self.c3.weight * self.c3_mask, self.c3.bias))
+        x = self.act(self.s4(x))
+        x = self.act(self.c5(x))
+        x = self.act(self.f6(self.flatten(x)))
+        return self.output(x)
 
 
 class LeNet5Keras(nn.Module):
-    """The Keras "LeNet" (minicnn's ``lenet5_keras``): conv 20@5x5 'same', ReLU, max-pool 2;
-    conv 50@5x5 'same', ReLU, max-pool 2; dense 500, ReLU; dense num_classes.
+    """The Keras "LeNet" (minicnn's ``lenet5_keras``, with its module names): conv 20@5x5 'same', ReLU,
+    max-pool 2; conv 50@5x5 'same', ReLU, max-pool 2; dense 500, ReLU; dense num_classes.
     ``input_size`` fixes the first dense layer ((input_size // 4)^2 * 50 inputs)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32):
         super().__init__()
         side = input_size // 2 // 2
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 20, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
-            nn.Conv2d(20, 50, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(50 * side * side, 500), nn.ReLU(), nn.Linear(500, num_classes))
+        self.conv1 = nn.Conv2d(in_channels, 20, 5, padding=2)
+        self.pool1 = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(20, 50, 5, padding=2)
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(50 * side * side, 500)
+        self.fc2 = nn.Linear(500, num_classes)
 
     def forward(self, x):
-        return self.classifier(self.features(x))
+        x = self.pool1(F.relu(self.conv1(x)))
+        x = self.pool2(F.relu(self.conv2(x)))
+        return self.fc2(F.relu(self.fc1(self.flatten(x))))
 
 
 # --------------------------------------------------------------------------- AlexNet, VGG (torchvision's)
 
 class AlexNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
+    """torchvision's AlexNet; ``lrn=True`` adds the paper's LRN after the first two ReLUs, as minicnn's."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, lrn: bool = False):
         super().__init__()
+        norm = [nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)] if lrn else []
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), *norm, nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), *norm, nn.MaxPool2d(3, 2),
             nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
@@ -112,17 +137,20 @@ VGG_CONFIGS = {
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
               512, 512, 512, 512, "M"],
 }
+VGG_CONFIGS.update({name + "_bn": config for name, config in VGG_CONFIGS.items()})
 
 
 class VGG(nn.Module):
-    def __init__(self, config, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
+    def __init__(self, config, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5,
+                 batch_norm: bool = False):
         super().__init__()
         layers, c = [], in_channels
         for v in config:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
+                layers += [nn.Conv2d(c, v, 3, padding=1)] + ([nn.BatchNorm2d(v)] if batch_norm else []) \
+                    + [nn.ReLU(inplace=True)]
                 c = v
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -135,7 +163,7 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-# --------------------------------------------------------------------------- GoogLeNet (torchvision's, no aux heads)
+# --------------------------------------------------------------------------- GoogLeNet (torchvision's)
 
 class BasicConv2d(nn.Module):
     """conv (no bias) -> BatchNorm (eps 0.001) -> ReLU."""
@@ -167,8 +195,27 @@ class Inception(nn.Module):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
 
 
+class InceptionAux(nn.Module):
+    """Auxiliary classifier (training only): avg pool to 4x4, 1x1 conv to 128, fc 2048 -> 1024, fc."""
+
+    def __init__(self, cin, num_classes, dropout: float = 0.7):
+        super().__init__()
+        self.conv = BasicConv2d(cin, 128, kernel_size=1)
+        self.fc1 = nn.Linear(2048, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        x = torch.flatten(self.conv(F.adaptive_avg_pool2d(x, (4, 4))), 1)
+        return self.fc2(self.dropout(F.relu(self.fc1(x), inplace=True)))
+
+
 class GoogLeNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2):
+    """torchvision's GoogLeNet; with ``aux_logits`` the two auxiliary heads exist (their weights are
+    in the state_dict) and run in training mode, returning ``(logits, aux2, aux1)`` as minicnn's."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2,
+                 aux_logits: bool = False):
         super().__init__()
         self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -186,6 +233,8 @@ class GoogLeNet(nn.Module):
         self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
+        self.aux1 = InceptionAux(512, num_classes) if aux_logits else None
+        self.aux2 = InceptionAux(528, num_classes) if aux_logits else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
@@ -193,11 +242,13 @@ class GoogLeNet(nn.Module):
     def forward(self, x):
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        for m in (self.inception4a, self.inception4b, self.inception4c, self.inception4d, self.inception4e):
-            x = m(x)
-        x = self.inception5b(self.inception5a(self.maxpool4(x)))
-        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        x = self.inception4a(self.maxpool3(self.inception3b(self.inception3a(x))))
+        aux1 = self.aux1(x) if self.aux1 is not None and self.training else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))
+        aux2 = self.aux2(x) if self.aux2 is not None and self.training else None
+        x = self.inception5b(self.inception5a(self.maxpool4(self.inception4e(x))))
+        x = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        return (x, aux2, aux1) if self.training and self.aux1 is not None else x
 
 
 # --------------------------------------------------------------------------- ResNet (torchvision's, v1.5)
@@ -288,21 +339,21 @@ RESNET_LAYERS = {
 # --------------------------------------------------------------------------- registry
 
 def get(name: str, num_classes: int = 1000, in_channels: int = 3, **options) -> nn.Module:
-    """Build a model by its minicnn name (``lenet5``, ``alexnet``, ``vgg16``, ``googlenet``, ``resnet50``...).
+    """Build a model by its minicnn name (``lenet5``, ``alexnet``, ``vgg16_bn``, ``googlenet``, ``resnet50``...).
 
-    ``options`` as for ``minicnn.architectures.get``: ``input_size`` (lenet5_keras), ``dropout``
-    (AlexNet, VGG, GoogLeNet) and ``aux_logits`` (GoogLeNet; only ``False`` is written here).
+    ``options`` as for ``minicnn.architectures.get``: ``c3_table`` (lenet5), ``input_size``
+    (lenet5_keras), ``lrn`` (alexnet), ``dropout`` (AlexNet, VGG, GoogLeNet) and ``aux_logits``
+    (GoogLeNet; False unless given, unlike minicnn's default). The state_dict keys are minicnn's
+    (torchvision's for AlexNet, VGG, GoogLeNet and ResNet).
     """
-    if options.pop("aux_logits", False):
-        raise ValueError("torch_models: GoogLeNet's auxiliary heads are not written here (aux_logits=False only)")
     if name == "lenet5":
-        return LeNet5(num_classes, in_channels)
+        return LeNet5(num_classes, in_channels, **options)
     if name == "lenet5_keras":
         return LeNet5Keras(num_classes, in_channels, **options)
     if name == "alexnet":
         return AlexNet(num_classes, in_channels, **options)
     if name in VGG_CONFIGS:
-        return VGG(VGG_CONFIGS[name], num_classes, in_channels, **options)
+        return VGG(VGG_CONFIGS[name], num_classes, in_channels, batch_norm=name.endswith("_bn"), **options)
     if name == "googlenet":
         return GoogLeNet(num_classes, in_channels, **options)
     if name in RESNET_LAYERS:

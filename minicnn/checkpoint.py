@@ -8,8 +8,12 @@ A training checkpoint is a dict such as::
      "epoch": 3, "config": {...}, "rng": {...}}
 
 ``save(path, state)`` stores it with ``np.savez``: every array becomes one entry of the
-archive, and everything else (the nesting, numbers, strings, the places of the arrays)
-goes to one JSON document kept in the entry ``__meta__``. ``load(path)`` gives the same
+archive, named by its path in the state (``model/conv1.weight``,
+``optimizer/state/0/momentum_buffer``, ...; ``~2`` is appended if two paths would collide),
+so ``np.load(path)["model/conv1.weight"]`` reads a weight without minicnn; everything else
+(the nesting, numbers, strings, the names of the arrays) goes to one JSON document kept in
+the entry ``__meta__``.  Checkpoints written before the arrays had path names (``a0``,
+``a1``, ...) load the same way: the JSON names each array. ``load(path)`` gives the same
 structure back: NumPy arrays (CuPy arrays are copied to the host when saved), NumPy
 scalars with their dtype, int dict keys, tuples and lists as they were.
 No pickle anywhere, so loading a checkpoint can never run code.
@@ -49,34 +53,47 @@ def _is_array(value) -> bool:
     return isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy")
 
 
-def _encode(value, arrays: dict):
-    """Turn ``value`` into JSON-able data; arrays (and NumPy scalars) go into ``arrays``.
+def _array_name(path: tuple, arrays: dict) -> str:
+    """The archive name of the array at ``path``: ``"model/conv1.weight"`` (unique; never ``__meta__``)."""
+    name = "/".join(path) or "value"
+    if name in arrays or name == _META:
+        n = 2
+        while f"{name}~{n}" in arrays:
+            n += 1
+        name = f"{name}~{n}"
+    return name
+
+
+def _encode(value, arrays: dict, path: tuple = ()):
+    """Turn ``value`` (found at ``path`` in the state) into JSON-able data; arrays (and NumPy scalars)
+    go into ``arrays`` under their path name.
 
     Plain JSON values stay themselves; the rest becomes a one-key dict whose key says what
-    it was: ``{"__array__": "a3"}``, ``{"__scalar__": "a4"}``, ``{"__tuple__": [...]}``,
-    ``{"__dict__": [[key, value], ...]}`` (a dict with keys that are not all strings).
+    it was: ``{"__array__": "model/fc.weight"}``, ``{"__scalar__": "epoch_loss"}``,
+    ``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}`` (a dict with keys that are
+    not all strings).
     """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.generic):                     # np.float32(0.5), np.int64(3)...
-        key = f"a{len(arrays)}"
+        key = _array_name(path, arrays)
         arrays[key] = np.asarray(value)
         return {"__scalar__": key}
     if _is_array(value):
-        key = f"a{len(arrays)}"
+        key = _array_name(path, arrays)
         arrays[key] = backend.to_numpy(value)
         return {"__array__": key}
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, arrays) for v in value]}
+        return {"__tuple__": [_encode(v, arrays, path + (str(i),)) for i, v in enumerate(value)]}
     if isinstance(value, list):
-        return [_encode(v, arrays) for v in value]
+        return [_encode(v, arrays, path + (str(i),)) for i, v in enumerate(value)]
     if isinstance(value, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _encode(v, arrays) for k, v in value.items()}
+            return {k: _encode(v, arrays, path + (k,)) for k, v in value.items()}
         for k in value:
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 raise TypeError(f"cannot save a dict key of type {type(k).__name__} ({k!r})")
-        return {"__dict__": [[k, _encode(v, arrays)] for k, v in value.items()]}
+        return {"__dict__": [[k, _encode(v, arrays, path + (str(k),))] for k, v in value.items()]}
     raise TypeError(f"cannot save a value of type {type(value).__name__} in a checkpoint "
                     "(use arrays, numbers, strings, None, lists, tuples and dicts)")
 

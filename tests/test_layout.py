@@ -8,17 +8,20 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "minicnn"
 
 #: Each top-level part of minicnn and its level: a module may import from its own part or from
-#: lower levels only (backend <- {autograd, kernels} <- ops <- functional <- nn <- architectures
-#: <- training <- CLIs). Parts of one level never import each other (kernels never import autograd).
+#: lower levels only (backend <- {autograd, kernels} <- ops <- functional <- nn <- weights <-
+#: architectures <- {training, onnx_export} <- CLIs). Parts of one level never import each other
+#: (kernels never import autograd). weights (safetensors files) sits under architectures, whose
+#: get(name, weights=path) loads one.
 LEVELS = {
     "backend": 0, "checks": 0, "fileio": 0, "cli": 0,
     "autograd": 1, "kernels": 1, "data": 1, "checkpoint": 1,
     "ops": 2,
     "functional": 3, "gradcheck": 3,
     "nn": 4, "optim": 4,
-    "architectures": 5,
-    "training": 6, "summary": 6,
-    "train": 7, "predict": 7,
+    "weights": 5,
+    "architectures": 6,
+    "training": 7, "summary": 7, "onnx_export": 7,
+    "train": 8, "predict": 8, "convert": 8,
 }
 #: Packages imported inside functions because they are optional (extras) or need a GPU.
 OPTIONAL = {"cupy", "matplotlib", "PIL", "torch", "safetensors", "onnx", "onnxruntime", "mpi4py"}

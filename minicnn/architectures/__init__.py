@@ -24,6 +24,8 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+from ..weights import load_weights
+
 _REGISTRY: dict[str, Callable] = {}
 _INPUT_SHAPES: dict[str, tuple] = {}
 
@@ -51,16 +53,23 @@ def _lookup(name):
         raise KeyError(f"unknown architecture {name!r}; available: {', '.join(names())}") from None
 
 
-def get(name: str, num_classes: int | None = None, **options):
+def get(name: str, num_classes: int | None = None, weights=None, **options):
     """Build architecture ``name``; ``num_classes`` defaults to the model's own (1000, or 10 for LeNet).
 
     ``options`` go to the builder: ``in_channels`` for all, plus per-model ones
     (``c3_table``, ``lrn``, ``aux_logits``, ``zero_init_residual``, ...).
+    ``weights``: a safetensors file (torchvision's names) loaded with ``minicnn.load_weights``
+    (strict), as torchvision's ``resnet18(weights=...)``; for timm's names build the model, then
+    ``load_weights(model, path, mapping="timm")``.  The model must be built to fit the file
+    (``num_classes``, ``aux_logits``, ...): a mismatch raises an error naming the keys.
     """
     builder = _lookup(name)
     if num_classes is not None:
         options["num_classes"] = num_classes
-    return builder(**options)
+    model = builder(**options)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
 
 
 def builder_options(name: str) -> dict:
