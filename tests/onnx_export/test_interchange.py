@@ -24,7 +24,7 @@ import minicnn
 from minicnn import architectures as A
 from minicnn import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 RTOL = 1e-4      # float32, relative to the largest logit
 
