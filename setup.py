@@ -22,7 +22,7 @@ setup(
         "weights": ["safetensors>=0.4"],                      # save_weights / load_weights
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],          # minicnn.onnx.export (opset 17), and running the files
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "safetensors>=0.4", "onnx>=1.14",
-                "onnxruntime>=1.16"],
+                "onnxruntime>=1.16", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
 )
