@@ -15,7 +15,7 @@ from . import kernels as K
 from .autograd import Function, Tensor
 from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .backend import get_array_module
-from .checks import check_dim, pair
+from .checks import check_dim
 
 __all__ = [  # the functions, as torch.nn.functional has them (plus LeNet's scaled_tanh and subsample)
     "relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
@@ -304,12 +304,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     ``(top, bottom, left, right)`` for asymmetric padding (a minicnn extension; PyTorch
     users call ``F.pad`` first, which works here too).
     """
-    stride, dilation = pair("conv2d", "stride", stride), pair("conv2d", "dilation", dilation)
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
                          f"got shape {tuple(weight.shape)}")
     padding = K.normalize_conv_padding(padding, weight.shape[2:], stride, dilation)
-    return Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, int(groups))
+    return Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, groups)   # the kernel checks them
 
 
 class LinearFunction(Function):
@@ -341,9 +340,7 @@ class MaxPool2dFunction(Function):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:
     """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
-    kernel_size = pair("max_pool2d", "kernel_size", kernel_size)
-    stride = kernel_size if stride is None else pair("max_pool2d", "stride", stride)
-    return MaxPool2dFunction.apply(input, kernel_size, stride, pair("max_pool2d", "padding", padding), bool(ceil_mode))
+    return MaxPool2dFunction.apply(input, kernel_size, stride, padding, bool(ceil_mode))   # the kernel checks them
 
 
 class AvgPool2dFunction(Function):
@@ -359,9 +356,7 @@ class AvgPool2dFunction(Function):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:
     """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
-    kernel_size = pair("avg_pool2d", "kernel_size", kernel_size)
-    stride = kernel_size if stride is None else pair("avg_pool2d", "stride", stride)
-    return AvgPool2dFunction.apply(input, kernel_size, stride, pair("avg_pool2d", "padding", padding),
+    return AvgPool2dFunction.apply(input, kernel_size, stride, padding,
                            bool(ceil_mode), bool(count_include_pad))
 
 
