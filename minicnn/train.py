@@ -392,7 +392,7 @@ def _run(args, parser, cleanup, job) -> int:
     try:
         return _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress, job)
     except OSError as exc:
-        resume = (f"then continue with: python -m minicnn.train {config['arch']} --resume {out}"
+        resume = (f"then continue with: {job.resume_command(config['arch'], out)}"
                   if os.path.exists(os.path.join(out, "last.npz")) else "then start the run again")
         raise cli.CommandError(f"cannot write the run's files: {cli.describe_os_error(exc)}. The files "
                                f"already written in {out} are intact; fix that, {resume}.") from exc
@@ -466,7 +466,7 @@ def _train(config, out, state, model, optimizer, scheduler, train_loader, test_l
             return EXIT_INTERRUPTED
         what = "the initial weights" if saved_epoch == 0 else f"after epoch {saved_epoch}"
         print(f"\ninterrupted during epoch {saved_epoch + 1}. The last checkpoint is {last_path} ({what}).\n"
-              f"Resume with: python -m minicnn.train {config['arch']} --resume {out}", file=sys.stderr)
+              f"Resume with: {job.resume_command(config['arch'], out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except NonFiniteLossError as exc:
         job.fail_together()                      # every process met it at the same step

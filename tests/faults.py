@@ -13,6 +13,7 @@ minicnn itself holds no test hook. FAULT is one of:
   nan-step:EPOCH:STEP     that step's batch is all NaN (a diverging run)
   raise-step:EPOCH:STEP   raise a RuntimeError there (a bug that ends the process)
   hang-step:EPOCH:STEP    sleep for an hour there (a process that hangs)
+  interrupt-step:EPOCH:STEP  raise KeyboardInterrupt there (Ctrl-C)
   kill-write:NAME:N       SIGKILL inside the N-th atomic write of a file named NAME (checkpoint,
                           metrics.csv, config.json, curves.png, a download): after part of the new
                           content went into the temporary file, before the rename
@@ -49,6 +50,8 @@ class FaultyLoader:
                     raise RuntimeError(f"fault injected at epoch {self.epoch}, step {step}")
                 if self.kind == "hang-step":
                     time.sleep(3600)
+                if self.kind == "interrupt-step":
+                    raise KeyboardInterrupt
                 x = np.full_like(x, np.nan)
             yield x, y
 
@@ -74,7 +77,7 @@ def install(fault: str, patch=setattr) -> None:
     """Install ``fault`` by ``patch(owner, name, replacement)``: ``setattr`` for good (in the subprocess
     this script runs), or a test's ``monkeypatch.setattr`` to inject it in the test's own process."""
     kind, _, where = fault.partition(":")
-    if kind in ("kill-step", "nan-step", "raise-step", "hang-step"):
+    if kind in ("kill-step", "nan-step", "raise-step", "hang-step", "interrupt-step"):
         from minicnn.training import loop
         epoch, step = (int(v) for v in where.split(":"))
         original_epoch = loop.train_one_epoch

@@ -106,6 +106,10 @@ class Job:
     def close(self, code) -> int:
         return code
 
+    def resume_command(self, arch, out) -> str:
+        """The command line that continues this run."""
+        return f"python -m minicnn.train {arch} --resume {out}"
+
 
 class DistributedJob(Job):
     """One process of a data-parallel job (``init_process_group()``: MPI, and NCCL for ``--device cuda``)."""
@@ -170,6 +174,9 @@ class DistributedJob(Job):
         except BaseException:
             self.failure_shared = True
             raise
+
+    def resume_command(self, arch, out) -> str:
+        return f"mpiexec -n {self.world_size} python -m minicnn.train {arch} --resume {out} --distributed"
 
     def fail_together(self):
         """Mark the failure at hand as one that every process met at the same point (a NaN loss)."""

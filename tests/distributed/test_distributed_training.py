@@ -94,6 +94,16 @@ def test_a_rank_that_hangs_times_the_others_out(tmp_path):
     assert len(errors) == 1 and "rank 0 of 2 got no answer from the other processes within 2 s" in errors[0]
 
 
+def test_ctrl_c_stops_every_rank_and_says_how_to_resume_the_job(tmp_path):
+    proc, seconds = timed(mpiexec, 2, [FAULTS, "interrupt-step:2:3", *TRAIN, *QUICK, "--out", "run", "--distributed"],
+                          cwd=tmp_path, timeout=90)
+    assert proc.returncode == 130 and seconds < 30, proc.stdout + proc.stderr
+    assert ("interrupted during epoch 2. The last checkpoint is run/last.npz (after epoch 1).\n"
+            "Resume with: mpiexec -n 2 python -m minicnn.train lenet5 --resume run --distributed") in proc.stderr
+    assert proc.stderr.count("interrupted during epoch") == 1                # rank 0 alone says it
+    assert [r["epoch"] for r in metrics(tmp_path / "run")] == ["1"]
+
+
 def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step_with_one_message(tmp_path):
     proc = mpiexec(2, [FAULTS, "nan-step:2:5@1", *TRAIN, *QUICK, "--out", "run", "--distributed"], cwd=tmp_path,
                    timeout=90)
