@@ -26,6 +26,7 @@ from .gradcheck import GradcheckError, gradcheck
 from . import functional, nn, optim, data
 from .weights import load_weights, read_weights, save_weights
 from . import architectures
+from . import distributed
 from .summary import summary
 from . import onnx_export as onnx                    # minicnn.onnx.export(...); the package name avoids shadowing onnx
 _sys.modules.setdefault(__name__ + ".onnx", onnx)    # so that `import minicnn.onnx` works too (as os.path does)
@@ -37,6 +38,6 @@ __all__ = [
     "Tensor", "Function", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like",
     "rand", "randn", "arange", "cat", "stack", "where", "maximum", "minimum", "no_grad", "enable_grad",
     "is_grad_enabled", "gradcheck", "GradcheckError", "summary", "manual_seed", "cuda_available", "get_num_threads",
-    "set_num_threads", "functional", "nn", "optim", "data", "architectures", "float16", "float32", "float64",
+    "set_num_threads", "functional", "nn", "optim", "data", "architectures", "distributed", "float16", "float32", "float64",
     "int32", "int64", "bool_", "save_weights", "load_weights", "read_weights", "onnx",
 ]

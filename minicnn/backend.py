@@ -58,6 +58,18 @@ def cupy_module():
     return cp
 
 
+def nccl_module():
+    """CuPy's NCCL bindings (``cupy.cuda.nccl``, for ``minicnn.distributed`` on GPUs), or a
+    ``RuntimeError`` saying how to get them."""
+    cupy_module()
+    try:
+        from cupy.cuda import nccl
+    except ImportError as exc:
+        raise RuntimeError("CuPy's NCCL bindings (cupy.cuda.nccl) are missing: pip install nvidia-nccl-cu12 "
+                           "(CUDA 12), or python -m cupyx.tools.install_library --library nccl --cuda 12.x") from exc
+    return nccl
+
+
 # --------------------------------------------------------------------------- devices
 
 def normalize_device(device) -> str:

@@ -30,8 +30,10 @@ class CommandError(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, with a usage error printed as one line ``prog: error: message`` (no usage text)."""
 
+    quiet = False        # True: exit 2 without a word (a process of a parallel job other than rank 0)
+
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}\n")
+        self.exit(EXIT_USAGE, None if self.quiet else f"{self.prog}: error: {one_line(message)}\n")
 
 
 def add_debug_option(parser: argparse.ArgumentParser) -> None:

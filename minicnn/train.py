@@ -26,6 +26,11 @@ the same machine gives the same metrics, and ``--resume`` after a crash, Ctrl-C 
 The training loop itself is :mod:`minicnn.training` (``fit``, ``train_one_epoch``, ``evaluate``),
 which a Python program can call directly; this module is the command line over it: options,
 the run folder's files, ``--resume`` and the error policy of :mod:`minicnn.cli`.
+
+Data-parallel: ``mpiexec -n N python -m minicnn.train lenet5 --distributed`` trains one model on
+N processes (``--batch-size`` is the global batch, split among them; see
+:mod:`minicnn.training.job`); rank 0 alone prints and writes the run folder, ``--resume``
+continues it (with any number of processes), and a failure on one process ends them all.
 """
 from __future__ import annotations
 
@@ -38,15 +43,16 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, checkpoint, cli, fileio
+from . import architectures, backend, checkpoint, cli, distributed, fileio
 from .autograd import Tensor, no_grad
-from .data import DataError, DataLoader
+from .data import DataError
 from .data.datasets import DATASETS, canonical_name
-from .data.pipeline import DATASET_SHAPES, load_data, make_transform, normalization
+from .data.pipeline import DATASET_SHAPES, make_transform, normalization
 from .kernels.fast import memory, threads
 from .training import (find_resume_checkpoint, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults,
-                       build_model, build_optimizer, build_scheduler, current_lr, default_out_dir, fit, plot_curves,
+                       build_model, build_optimizer, build_scheduler, current_lr, fit, plot_curves,
                        restore_rng_state, rng_state, write_metrics_csv)
+from .training.job import DistributedJob, Job
 
 # --------------------------------------------------------------------------- help texts
 
@@ -158,6 +164,10 @@ def make_parser():
     g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="continue a run from its last checkpoint: a run folder (uses last.npz), a .npz file, "
                         "or nothing: --out if given, else the newest runs/<arch>-* folder")
+    g.add_argument("--distributed", action="store_true", default=None,
+                   help="train as one process of a data-parallel job: mpiexec -n N python -m minicnn.train ... "
+                        "--distributed (needs the mpi extra; --batch-size is the global batch, split across "
+                        "the N processes; $MINICNN_DIST_TIMEOUT: seconds a process waits for the others, 300)")
     g.add_argument("--log-every", type=cli.positive_int,
                    help="update the progress bar (a host transfer) every N steps (default: 20)")
     g.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
@@ -167,7 +177,7 @@ def make_parser():
 
 #: Options that may differ from the saved run when resuming.
 RESUME_OVERRIDABLE = {"device", "data_dir", "epochs", "log_every", "no_progress", "eval_batch_size", "out", "threads",
-                      "resume"}
+                      "resume", "distributed"}
 
 
 def resolve_config(args, dataset_shapes=DATASET_SHAPES):
@@ -229,10 +239,23 @@ def check_model(model, config, device):
 def run(argv=None) -> int:
     """The command line: parse, check, build, train, save. Returns the exit code (see :mod:`minicnn.cli`)."""
     parser = make_parser()
+    rank = distributed.launcher_rank() or 0      # under mpiexec: only rank 0 prints usage errors and progress
+    parser.quiet = rank > 0
     args = parser.parse_args(argv)
+    jobs = []
+
+    def body():
+        jobs.append(DistributedJob() if args.distributed else Job())
+        try:
+            return _run(args, parser, cleanup, jobs[0])
+        except distributed.RankFailed as exc:     # rank 0 failed and reports it
+            return exc.exit_code
     with contextlib.ExitStack() as cleanup:      # undoes the thread setting when the run ends
-        return cli.run_reporting(parser.prog, cli.debug_requested(args), lambda: _run(args, parser, cleanup),
-                                 expected=(DataError,))
+        if rank > 0:
+            cleanup.enter_context(contextlib.redirect_stdout(cleanup.enter_context(open(os.devnull, "w"))))
+        code = cli.run_reporting(parser.prog if rank == 0 else f"{parser.prog} (rank {rank})",
+                                 cli.debug_requested(args), body, expected=(DataError, distributed.DistributedError))
+    return jobs[0].close(code) if jobs else code
 
 
 #: The options every saved run config holds (what resolve_config makes).
@@ -299,11 +322,10 @@ def _resumed_config(args):
     return state, config, ckpt_path, out
 
 
-def _run(args, parser, cleanup) -> int:
-    progress = not args.no_progress
+def _configure(args, parser, job):
+    """``(state, config, checkpoint path, run folder)``: a new run's options checked before anything is
+    written, or the saved ones of the run ``--resume`` names."""
     state = ckpt_path = None
-
-    # ---- the configuration, checked before anything is written: fresh from the defaults, or the saved one
     if args.resume is not None:
         state, config, ckpt_path, out = _resumed_config(args)
     else:
@@ -319,11 +341,22 @@ def _run(args, parser, cleanup) -> int:
         if out and os.path.exists(os.path.join(out, "last.npz")):
             raise cli.CommandError(f"{out} already holds a run (last.npz). Continue it with --resume {out}, "
                                    "or choose another --out.")
+    problem = job.check(config)
+    if problem:
+        parser.error(problem)
+    return state, config, ckpt_path, out
 
-    cleanup.enter_context(threads.using(config.get("threads")))
+
+def _run(args, parser, cleanup, job) -> int:
+    progress = not args.no_progress and job.writes
+    state, config, ckpt_path, out = job.first_on_root(lambda: _configure(args, parser, job))
+    config["processes"] = job.world_size
+
+    cleanup.enter_context(threads.using(job.threads(config)))
     try:
         device = backend.normalize_device(args.device or ("cuda" if backend.cuda_available() else "cpu"))
-    except RuntimeError as exc:                      # --device cuda without CuPy or a GPU
+        job.use_device(device)
+    except RuntimeError as exc:                      # --device cuda without CuPy or a GPU (or NCCL)
         raise cli.CommandError(exc) from exc
     config["device"] = device
 
@@ -336,18 +369,9 @@ def _run(args, parser, cleanup) -> int:
         if state is not None:
             raise cli.CommandError(f"{ckpt_path}: its config does not build a model: {exc}") from exc
         parser.error(cli.one_line(exc))
-    try:
-        train_set, test_set = load_data(config)
-    except (DataError, OSError) as exc:
-        what = cli.describe_os_error(exc) if type(exc) is OSError else exc
-        raise cli.CommandError(f"cannot load {config['dataset']}: {what}") from exc
-    if list(train_set.classes) != list(config["classes"]):
-        raise cli.CommandError(f"{config['dataset']}: the data has the classes {train_set.classes}, "
-                               f"the run expects {config['classes']}")
-    train_loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
-                              transform=make_transform(config, train=True))
-    test_loader = DataLoader(test_set, batch_size=config["eval_batch_size"],
-                             transform=make_transform(config, train=False))
+    train_set, test_set = job.load_data(config)          # rank 0 first: it may download the files
+    train_loader, test_loader = job.loaders(train_set, test_set, config, make_transform(config, train=True),
+                                            make_transform(config, train=False))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
 
@@ -363,37 +387,31 @@ def _run(args, parser, cleanup) -> int:
         restore_rng_state(state.get("rng", {}), device)
         print(f"resuming {config['arch']} from {ckpt_path} (epoch {state['epoch']}/{config['epochs']})")
 
-    # ---- the run folder: from here on, a failure keeps what was written
+    # ---- the run folder (rank 0 makes it): from here on, a failure keeps what was written
+    out = job.make_folder(config["arch"], out)
     try:
-        if out is None:
-            out = default_out_dir(config["arch"])
-        else:
-            os.makedirs(out, exist_ok=True)
+        return _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress, job)
     except OSError as exc:
-        raise cli.CommandError(f"cannot create the run folder: {cli.describe_os_error(exc)}. "
-                               "Choose another --out.") from exc
-    try:
-        return _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress)
-    except OSError as exc:
-        resume = (f"then continue with: python -m minicnn.train {config['arch']} --resume {out}"
+        resume = (f"then continue with: {job.resume_command(config['arch'], out)}"
                   if os.path.exists(os.path.join(out, "last.npz")) else "then start the run again")
         raise cli.CommandError(f"cannot write the run's files: {cli.describe_os_error(exc)}. The files "
                                f"already written in {out} are intact; fix that, {resume}.") from exc
 
 
-def _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress) -> int:
-    """The epochs (from the one after ``state``'s, when resuming), the run's files written after each;
-    returns the exit code."""
+def _train(config, out, state, model, optimizer, scheduler, train_loader, test_loader, progress, job) -> int:
+    """The epochs (from the one after ``state``'s, when resuming), the run's files written after each
+    (by rank 0 alone in a data-parallel job); returns the exit code."""
     device = config["device"]
     history = [dict(r) for r in state["history"]] if state is not None else []
     best_acc = max((r["test_acc"] for r in history), default=-1.0)
     start_epoch = int(state["epoch"]) + 1 if state is not None else 1
     last_path, best_path = os.path.join(out, "last.npz"), os.path.join(out, "best.npz")
-    for stale in fileio.remove_stale_temporaries(out):       # left by a write that was killed
-        print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
     config["out"] = out
-    fileio.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
-    write_metrics_csv(os.path.join(out, "metrics.csv"), history)
+    if job.writes:
+        for stale in fileio.remove_stale_temporaries(out):       # left by a write that was killed
+            print(f"removed {stale}, left by an interrupted write", file=sys.stderr)
+        fileio.atomic_write_text(os.path.join(out, "config.json"), json.dumps(config, indent=2) + "\n")
+        write_metrics_csv(os.path.join(out, "metrics.csv"), history)
 
     def save(path, epoch):
         checkpoint.save(path, {
@@ -410,11 +428,12 @@ def _train(config, out, state, model, optimizer, scheduler, train_loader, test_l
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{config['arch']} ({n_params:,} parameters) on {config['dataset']} "
           f"({train_loader.num_samples} train / {test_loader.num_samples} test images, {config['in_channels']}x"
-          f"{config['input_size']}x{config['input_size']}), {device}; "
+          f"{config['input_size']}x{config['input_size']}), {device}"
+          + (f" x {job.world_size} processes" if job.world_size > 1 else "") + "; "
           f"{config['optimizer']} lr {config['lr']:g}, {config['schedule']} schedule, {config['epochs']} epochs "
           f"of {len(train_loader)} steps; run folder {out}", flush=True)
     saved_epoch = start_epoch - 1    # the epoch that last.npz holds
-    if state is None:
+    if state is None and job.writes:
         save(last_path, 0)           # the initial weights: a run can be resumed from its first second
     if start_epoch > config["epochs"]:
         print(f"the run is already complete ({config['epochs']} epochs); nothing to do")
@@ -438,15 +457,21 @@ def _train(config, out, state, model, optimizer, scheduler, train_loader, test_l
               f"{row['seconds']:5.1f} s  {row['images_per_s']:6.0f} img/s" + ("  *best*" if is_best else ""),
               flush=True)
     try:
-        fit(model, train_loader, optimizer, config["epochs"], test_loader=test_loader, scheduler=scheduler,
+        fit(job.wrap(model), train_loader, optimizer, config["epochs"], test_loader=test_loader, scheduler=scheduler,
             device=device, label_smoothing=config["label_smoothing"], seed=config["seed"], start_epoch=start_epoch,
-            history=history, on_epoch_end=after_epoch, log_every=config["log_every"], progress=progress)
+            history=history, on_epoch_end=after_epoch if job.writes else None, log_every=config["log_every"],
+            progress=progress)
     except KeyboardInterrupt:
+        if not job.writes:
+            return EXIT_INTERRUPTED
         what = "the initial weights" if saved_epoch == 0 else f"after epoch {saved_epoch}"
         print(f"\ninterrupted during epoch {saved_epoch + 1}. The last checkpoint is {last_path} ({what}).\n"
-              f"Resume with: python -m minicnn.train {config['arch']} --resume {out}", file=sys.stderr)
+              f"Resume with: {job.resume_command(config['arch'], out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except NonFiniteLossError as exc:
+        job.fail_together()                      # every process met it at the same step
+        if not job.writes:
+            return EXIT_ERROR
         raise cli.CommandError(
             f"{exc} (lr {current_lr(optimizer):.3g}); training stopped. The last good checkpoint, "
             f"{last_path} (epoch {saved_epoch}), is intact. Try a lower --lr (this run used "
@@ -466,6 +491,8 @@ def main(argv=None):
     except KeyboardInterrupt:        # Ctrl-C before training started (loading data, building the model)
         print("\ninterrupted before the first epoch started", file=sys.stderr)
         code = EXIT_INTERRUPTED
+        if distributed.is_initialized() and distributed.get_world_size() > 1:
+            distributed.default_group().abort(code)       # the others may be waiting for this one
     sys.exit(code)
 
 

@@ -3,11 +3,17 @@
     python tests/faults.py FAULT -m minicnn.train lenet5 --out run ...     # runs minicnn.train.main()
     python tests/faults.py FAULT -c "from minicnn.data import MNIST; MNIST(root='d', train=False)"
 
+FAULT@RANK injects it into process RANK of an MPI job only (``mpiexec -n 2 python tests/faults.py
+kill-step:1:5@1 -m minicnn.train ... --distributed``; the rank is read from the launcher's environment).
+
 The fault is installed by monkeypatching minicnn in this process before the command runs, so
 minicnn itself holds no test hook. FAULT is one of:
 
   kill-step:EPOCH:STEP    SIGKILL this process (as ``kill -9`` would) when training reaches that step
   nan-step:EPOCH:STEP     that step's batch is all NaN (a diverging run)
+  raise-step:EPOCH:STEP   raise a RuntimeError there (a bug that ends the process)
+  hang-step:EPOCH:STEP    sleep for an hour there (a process that hangs)
+  interrupt-step:EPOCH:STEP  raise KeyboardInterrupt there (Ctrl-C)
   kill-write:NAME:N       SIGKILL inside the N-th atomic write of a file named NAME (checkpoint,
                           metrics.csv, config.json, curves.png, a download): after part of the new
                           content went into the temporary file, before the rename
@@ -21,6 +27,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -39,6 +46,12 @@ class FaultyLoader:
             if (self.epoch, step) == self.at:
                 if self.kind == "kill-step":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if self.kind == "raise-step":
+                    raise RuntimeError(f"fault injected at epoch {self.epoch}, step {step}")
+                if self.kind == "hang-step":
+                    time.sleep(3600)
+                if self.kind == "interrupt-step":
+                    raise KeyboardInterrupt
                 x = np.full_like(x, np.nan)
             yield x, y
 
@@ -64,7 +77,7 @@ def install(fault: str, patch=setattr) -> None:
     """Install ``fault`` by ``patch(owner, name, replacement)``: ``setattr`` for good (in the subprocess
     this script runs), or a test's ``monkeypatch.setattr`` to inject it in the test's own process."""
     kind, _, where = fault.partition(":")
-    if kind in ("kill-step", "nan-step"):
+    if kind in ("kill-step", "nan-step", "raise-step", "hang-step", "interrupt-step"):
         from minicnn.training import loop
         epoch, step = (int(v) for v in where.split(":"))
         original_epoch = loop.train_one_epoch
@@ -111,7 +124,9 @@ def install(fault: str, patch=setattr) -> None:
 
 def main(argv):
     fault, how, target, *rest = argv
-    install(fault)
+    fault, _, rank = fault.partition("@")
+    if not rank or int(rank) == int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))):
+        install(fault)
     if how == "-m":                       # the module's main(), so that the patched module is the one that runs
         sys.argv = [target, *rest]
         importlib.import_module(target).main()

@@ -11,14 +11,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "minicnn"
 #: lower levels only (backend <- {autograd, kernels} <- ops <- functional <- nn <- weights <-
 #: architectures <- {training, onnx_export} <- CLIs). Parts of one level never import each other
 #: (kernels never import autograd). weights (safetensors files) sits under architectures, whose
-#: get(name, weights=path) loads one.
+#: get(name, weights=path) loads one; distributed (data parallelism over MPI/NCCL) beside it, over
+#: nn and data, under training, whose loop averages the gradients of a DistributedDataParallel model.
 LEVELS = {
     "backend": 0, "checks": 0, "fileio": 0, "cli": 0,
     "autograd": 1, "kernels": 1, "data": 1, "checkpoint": 1,
     "ops": 2,
     "functional": 3, "gradcheck": 3,
     "nn": 4, "optim": 4,
-    "weights": 5,
+    "weights": 5, "distributed": 5,
     "architectures": 6,
     "training": 7, "summary": 7, "onnx_export": 7,
     "train": 8, "predict": 8, "convert": 8,

@@ -4,7 +4,8 @@
   whole splits as uint8 arrays ``.data`` (N, C, H, W) and int64 ``.targets``.
   Files are looked for in ``root``, ``$MINICNN_DATA``, ``~/.cache/minicnn``,
   and downloaded (MD5-checked, atomically) when missing.
-- :class:`DataLoader`: seeded, resumable batches made by array indexing.
+- :class:`DataLoader`: seeded, resumable batches made by array indexing;
+  :class:`DistributedSampler`: each process's shard of a data-parallel job.
 - Transforms: :class:`Compose`, :class:`ToFloat`, :class:`Normalize`,
   :class:`Pad`, :class:`RandomCrop`, :class:`RandomHorizontalFlip`,
   :class:`Resize`, plus the normalisation constants.
@@ -14,6 +15,7 @@ from .download import (ChecksumError, DataError, DatasetNotFoundError, DownloadE
 from .datasets import (CIFAR10, DATASETS, MNIST, ArrayDataset, FashionMNIST, get_dataset,
                        read_idx)
 from .loader import DataLoader
+from .sampler import DistributedSampler
 from .transforms import (CIFAR10_MEAN, CIFAR10_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
                          MNIST_MEAN, MNIST_STD, NORMALIZATION, Compose, Normalize, Pad,
                          RandomCrop, RandomHorizontalFlip, RandomTransform, Resize, ToFloat,
@@ -21,7 +23,7 @@ from .transforms import (CIFAR10_MEAN, CIFAR10_STD, FASHION_MNIST_MEAN, FASHION_
 
 __all__ = [
     'MNIST', 'FashionMNIST', 'CIFAR10', 'ArrayDataset', 'DATASETS', 'get_dataset', 'read_idx',
-    'DataLoader',
+    'DataLoader', 'DistributedSampler',
     'Transform', 'RandomTransform', 'Compose', 'ToFloat', 'Normalize', 'Pad', 'RandomCrop',
     'RandomHorizontalFlip', 'Resize', 'normalize_for', 'NORMALIZATION',
     'MNIST_MEAN', 'MNIST_STD', 'FASHION_MNIST_MEAN', 'FASHION_MNIST_STD',

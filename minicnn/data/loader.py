@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .sampler import epoch_permutation
 from .transforms import ToFloat, apply
 
 
@@ -41,19 +42,34 @@ class DataLoader:
 
     Each ``iter(loader)`` runs the next epoch (0, 1, 2, ...); ``set_epoch``
     picks one, ``load_state_dict`` resumes at a saved batch.
+
+    ``sampler``: which samples, in which order, per epoch (an object with
+    ``indices(epoch)`` and ``len()``, e.g. :class:`DistributedSampler`, which gives
+    each process of a data-parallel job its shard). It replaces ``shuffle``; random
+    transforms then also depend on the sampler's ``rank``, so that ranks do not
+    draw the same augmentation for their different samples.
     """
 
     def __init__(self, data, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 transform=None):
+                 transform=None, sampler=None):
         x, y, data_transform = _arrays_of(data)
         if len(x) != len(y):
             raise ValueError(f'{len(x)} samples but {len(y)} targets')
         if int(batch_size) < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if sampler is not None:
+            if shuffle:
+                raise ValueError('DataLoader: sampler and shuffle=True exclude each other '
+                                 '(the sampler decides the order, e.g. DistributedSampler(shuffle=True))')
+            if getattr(sampler, 'total', len(x)) != len(x):
+                raise ValueError(f'DataLoader: the sampler is for {sampler.total} samples, the data has {len(x)}')
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.sampler = sampler
+        self.shuffle = bool(shuffle) if sampler is None else bool(getattr(sampler, 'shuffle', True))
         self.drop_last = bool(drop_last)
+        if seed is None and sampler is not None:
+            seed = getattr(sampler, 'seed', None)      # augmentation as reproducible as the order
         self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
         self.transform = transform if transform is not None else data_transform
         self._next_epoch = 0    # epoch that the next iter() runs
@@ -63,7 +79,7 @@ class DataLoader:
 
     def __len__(self):
         """Number of batches per epoch."""
-        n = len(self.x)
+        n = len(self.x) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
@@ -73,15 +89,19 @@ class DataLoader:
 
     def order(self, epoch):
         """Return the sample indices of ``epoch`` in the order they are served."""
+        if self.sampler is not None:
+            return np.asarray(self.sampler.indices(epoch))
         n = len(self.x)
         if not self.shuffle:
             return np.arange(n)
-        seq = np.random.SeedSequence(self.seed, spawn_key=(int(epoch), 0))
-        return np.random.default_rng(seq).permutation(n)
+        return epoch_permutation(self.seed, epoch, n)
 
     def batch_rng(self, epoch, batch):
-        """Return the Generator that random transforms use for batch ``batch`` of ``epoch``."""
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(int(epoch), 1, int(batch))))
+        """Return the Generator that random transforms use for batch ``batch`` of ``epoch`` (and of
+        the sampler's rank, when it is not 0: rank 0 draws what a single process draws)."""
+        rank = int(getattr(self.sampler, 'rank', 0))
+        key = (int(epoch), 1, int(batch)) + ((rank,) if rank else ())
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
     def _make_batch(self, idx, epoch, batch):
         """Gather samples ``idx`` (index array or slice) and transform them."""
@@ -100,10 +120,10 @@ class DataLoader:
         self._next_epoch, self._resume_batch = epoch + 1, 0
         self._epoch, self._batch = epoch, start
         order = self.order(epoch)
-        n, bs = len(self.x), self.batch_size
+        n, bs = len(order), self.batch_size
         for b in range(start, len(self)):
             lo, hi = b * bs, min((b + 1) * bs, n)
-            idx = order[lo:hi] if self.shuffle else slice(lo, hi)
+            idx = order[lo:hi] if self.shuffle or self.sampler is not None else slice(lo, hi)
             self._batch = b + 1
             yield self._make_batch(idx, epoch, b)
 
@@ -127,8 +147,11 @@ class DataLoader:
             epoch, batch = self._epoch, self._batch
         else:
             epoch, batch = self._next_epoch, self._resume_batch
-        return {'seed': self.seed, 'epoch': epoch, 'batch': batch, 'shuffle': self.shuffle,
-                'batch_size': self.batch_size, 'num_samples': len(self.x)}
+        state = {'seed': self.seed, 'epoch': epoch, 'batch': batch, 'shuffle': self.shuffle,
+                 'batch_size': self.batch_size, 'num_samples': len(self.x)}
+        if self.sampler is not None and hasattr(self.sampler, 'state_dict'):
+            state['sampler'] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state):
         """Resume from a :meth:`state_dict`: the next ``iter()`` continues that epoch."""
@@ -145,4 +168,5 @@ class DataLoader:
 
     def __repr__(self):
         return (f'DataLoader(n={len(self.x)}, batch_size={self.batch_size}, '
-                f'shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed})')
+                f'shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}'
+                + (f', sampler={self.sampler!r})' if self.sampler is not None else ')'))

@@ -1,6 +1,11 @@
 """The training loop: ``train_one_epoch``, ``evaluate``, and ``fit`` (epochs of both, returning the
 history), for any model, loader and optimizer. The command line (``python -m minicnn.train``) is
 a thin layer over these that adds the run folder's files and ``--resume``.
+
+Data-parallel: give them a :class:`~minicnn.distributed.DistributedDataParallel` model (and loaders
+with a ``DistributedSampler``) on every process of the job. The loop then averages the gradients
+after each backward pass, and sums the metrics over the processes (loss, accuracy and images/s
+are those of the whole job, the same on every rank; evaluation shards are added up).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from .. import backend
 from .. import functional as F
 from ..architectures.googlenet import googlenet_loss
 from ..autograd import Tensor, no_grad
+from ..distributed import DistributedDataParallel
 from .state import epoch_seed
 
 
@@ -23,6 +29,11 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, epoch, step, steps, value):
         self.epoch, self.step, self.steps, self.value = epoch, step, steps, value
         super().__init__(f"the training loss became {value} at epoch {epoch}, step {step}/{steps}")
+
+
+def process_group(model):
+    """The process group of a ``DistributedDataParallel`` model; None for any other model."""
+    return model.process_group if isinstance(model, DistributedDataParallel) else None
 
 
 def training_loss(outputs, target, label_smoothing=0.0):
@@ -40,10 +51,18 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
     The scheduler is stepped after every optimizer step (warm-up and cosine are measured in
     steps). Loss and accuracy stay on the device and are fetched to the host every
     ``log_every`` steps only (a fetch waits for the GPU). A NaN or infinite loss raises
-    :class:`NonFiniteLossError` naming the first bad step.
+    :class:`NonFiniteLossError` naming the first bad step. With a ``DistributedDataParallel``
+    model the gradients are averaged over the processes after each backward pass, and the loss,
+    accuracy and speed are the whole job's (a NaN on any rank stops every rank at the same step).
     """
     model.train()
     steps = len(loader)
+    group = process_group(model)
+    if group is not None:
+        low, high = group.all_reduce_host([steps], "min")[0], group.all_reduce_host([steps], "max")[0]
+        if low != high:       # every step is a collective: the ranks must take the same number
+            raise ValueError(f"train_one_epoch: the processes have {low:.0f} to {high:.0f} steps per epoch; give each "
+                             "the same number of batches (DistributedSampler(even=True))")
     bar = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
                disable=None if progress else True, file=sys.stderr)     # None: only on a terminal
     total_loss, total_correct, seen = 0.0, 0, 0
@@ -59,6 +78,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
             loss = training_loss(outputs, y, label_smoothing)
             logits = outputs[0] if isinstance(outputs, tuple) else outputs
             loss.backward()
+            if group is not None:
+                model.average_gradients()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -67,16 +88,19 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
             if step % log_every == 0 or step == steps:
                 # Two transfers to the host for the last few steps (each waits for the GPU).
                 xp = backend.get_array_module(loss.data)
-                losses = backend.to_numpy(xp.stack([p[0] for p in pending]))
+                losses = backend.to_numpy(xp.stack([p[0] for p in pending])).astype(np.float64)
                 correct = backend.to_numpy(xp.stack([p[1] for p in pending]))
+                sizes = np.array([p[2] for p in pending])
+                sums = [losses @ sizes, correct.sum(), sizes.sum()]
+                if group is not None:          # the job's: a NaN anywhere is a NaN everywhere
+                    sums, losses = np.split(group.all_reduce_host(sums + list(losses)), [3])
                 bad = np.flatnonzero(~np.isfinite(losses))
                 if bad.size:
                     raise NonFiniteLossError(epoch, step - len(pending) + 1 + int(bad[0]), steps,
                                              losses[bad[0]])
-                sizes = np.array([p[2] for p in pending])
-                total_loss += float(losses.astype(np.float64) @ sizes)
-                total_correct += int(correct.sum())
-                seen += int(sizes.sum())
+                total_loss += float(sums[0])
+                total_correct += int(sums[1])
+                seen += int(sums[2])
                 pending.clear()
                 elapsed = time.perf_counter() - start
                 bar.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{100 * total_correct / seen:.2f}%",
@@ -89,7 +113,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
 
 
 def evaluate(model, loader, device="cpu"):
-    """Return ``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode and without gradients."""
+    """Return ``(mean loss, accuracy)`` of ``model`` on ``loader``, in eval mode and without gradients.
+
+    With a ``DistributedDataParallel`` model each process evaluates its shard (its loader's) and
+    the sums are added up over the processes; rank 0's buffers (BatchNorm's running statistics)
+    are given to every rank first (with ``broadcast_buffers``), so that every shard sees one model.
+    """
+    group = process_group(model)
+    if group is not None and model.broadcast_buffers:
+        model.sync_buffers()
     model.eval()
     total_loss, total_correct, seen = 0.0, 0, 0
     with no_grad():
@@ -99,7 +131,9 @@ def evaluate(model, loader, device="cpu"):
             total_loss += float(F.cross_entropy(logits, y, reduction="sum").item())
             total_correct += int((logits.data.argmax(axis=1) == y).sum())
             seen += len(labels)
-    return total_loss / seen, total_correct / seen
+    if group is not None:
+        total_loss, total_correct, seen = group.all_reduce_host([total_loss, total_correct, seen])
+    return float(total_loss / seen), float(total_correct / seen)
 
 
 def current_lr(optimizer) -> float:
@@ -119,11 +153,16 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
     optimizer and scheduler state saved after the epoch before) repeats the uninterrupted one.
     ``history`` (the rows of earlier epochs) is extended in place. ``on_epoch_end(row, history)``
     is called after each epoch (the command line writes its checkpoints and metrics there).
+
+    Data-parallel (a ``DistributedDataParallel`` model, on every process): the rows are the whole
+    job's, the same on every rank; rank ``r``'s generator is seeded from ``(seed, epoch, r)``.
     """
     history = [] if history is None else history
+    group = process_group(model)
+    rank = group.rank if group is not None else 0
     for epoch in range(start_epoch, epochs + 1):
         if seed is not None:
-            backend.manual_seed(epoch_seed(seed, epoch))       # dropout etc.: depends on (seed, epoch)
+            backend.manual_seed(epoch_seed(seed, epoch, rank))  # dropout etc.: depends on (seed, epoch, rank)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)                   # data order: depends on (seed, epoch)
         lr = current_lr(optimizer)                              # the lr of the epoch's first step

@@ -16,9 +16,11 @@ from .. import backend, checkpoint, fileio
 CSV_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s"]
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of the engine's generator (dropout...) during ``epoch``: depends only on (seed, epoch)."""
-    return int(np.random.SeedSequence(seed, spawn_key=(int(epoch), 7)).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of the engine's generator (dropout...) during ``epoch``: depends only on (seed, epoch), and
+    on the rank of a data-parallel process other than rank 0 (whose draws are a single process's)."""
+    key = (int(epoch), 7) + ((int(rank),) if rank else ())
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
 
 
 def rng_state(device):
