@@ -5,7 +5,8 @@ How a chapter is read (docs/README.md, "How the snippets are tested", says the s
 * ```` ```python ```` blocks run in order, in one namespace per chapter, with the chapter's own
   temporary folder as the working directory. minicnn's random stream starts from
   ``manual_seed(0)`` at the chapter's start and runs on from block to block, as for a reader
-  who runs the blocks one after the other. What a block prints must match the ```` ```text ````
+  who runs the blocks one after the other (so do NumPy's print options and minicnn's thread
+  count, which are put back for the rest of the suite after each block). What a block prints must match the ```` ```text ````
   block right after it; a block with no ```` ```text ```` block after it must print nothing.
 * ```` ```console ```` blocks are terminal sessions: each ``$ command`` line (``\\`` continues it) runs
   in bash in the same folder (which links this checkout's ``bench/``, so ``python bench/run.py``
@@ -213,7 +214,8 @@ class ChapterRun:
         self.namespace = {"__name__": "__docs__"}
         minicnn.manual_seed(0)           # a chapter starts from seed 0, and its random stream runs on
         self.random_state = minicnn.backend.generator("cpu").bit_generator.state   # from block to block
-        self.print_options = dict(PRINT_OPTIONS)       # as does its np.set_printoptions, apart from other chapters
+        self.print_options = dict(PRINT_OPTIONS)       # as do its np.set_printoptions and set_num_threads,
+        self.threads = minicnn.get_num_threads()       # apart from other chapters and tests
         self.results = []           # one Result per runnable block, in order
         self.blocks = runnable(chapter)
         data = os.path.abspath(os.environ.get("MINICNN_DATA") or os.path.join(REPO, "..", "shared", "data"))
@@ -252,12 +254,14 @@ class ChapterRun:
         outside = np.get_printoptions()
         np.set_printoptions(**self.print_options)
         threads = minicnn.get_num_threads()
+        minicnn.set_num_threads(self.threads)
         try:
             return self._python(block, where) if block.kind == "python" else self._console(block, where)
         finally:
             self.random_state = minicnn.backend.generator("cpu").bit_generator.state
             self.print_options = np.get_printoptions()
             np.set_printoptions(**outside)
+            self.threads = minicnn.get_num_threads()
             minicnn.set_num_threads(threads)
             os.chdir(previous)
 
