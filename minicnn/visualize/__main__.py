@@ -1,0 +1,4 @@
+"""``python -m minicnn.visualize``: see :mod:`minicnn.visualize.command`."""
+from .command import main
+
+main()
