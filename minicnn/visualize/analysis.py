@@ -65,7 +65,7 @@ def load_run(path: str):
         model.load_state_dict(state["model"])
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise checkpoint.CheckpointError(f"checkpoint {path}: its weights do not fit the {config['arch']} model of "
-                                         f"its own config ({exc}). Pass a checkpoint of `python -m minicnn.train`.")
+                                         f"its own config ({exc}). Pass a checkpoint of `python -m minicnn.train`.") from exc
     return model.eval(), config, path, state.get("epoch")
 
 

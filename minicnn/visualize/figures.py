@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ..fileio import atomic_write
 from ..kernels import textbook
 
 PLOT_HINT = "drawing figures needs matplotlib: pip install matplotlib (or pip install -e .[plot])"
@@ -31,7 +32,6 @@ def pyplot():
 
 def save(fig, path, dpi: int = 80):
     """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it."""
-    from ..fileio import atomic_write
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1))
     finally:
