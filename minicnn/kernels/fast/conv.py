@@ -43,7 +43,7 @@ from ...checks import check_grad
 from ..geometry import ConvGeometry, conv_geometry
 from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
                      use_channels_last)
-from .memory import workspace
+from .memory import empty, workspace
 from .misc import channel_sums, matmul
 from .threads import batch_slices, parallel_map
 
@@ -164,7 +164,7 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         if bias is not None:
             out += bias.reshape(O, 1, 1)
         return out, ConvCache(x, weight, bias is not None, g)
-    out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
+    out = empty(xp, (g.N, O, g.Ho, g.Wo), x.dtype)
 
     def forward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
         m = n1 - n0
@@ -243,7 +243,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         dx = matmul(g2, w2).reshape(x.shape) if need_x else None
         dw = matmul(g2.T, x.reshape(g.N, g.C * g.H * g.W)).reshape(weight.shape) if need_w else None
         return dx, dw, db
-    dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
+    dx = empty(xp, x.shape, x.dtype) if need_x else None
 
     def backward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads: (dweight, dbias) parts
         dw = _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),

@@ -13,6 +13,7 @@ from ...backend import get_array_module
 from ...checks import check_grad
 from ..geometry import check_batch_norm
 from . import cuda
+from .memory import empty
 from .misc import channel_sums
 from .threads import batch_slices, parallel_map
 
@@ -58,7 +59,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
         return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
                                        momentum, eps)
-    xhat, out = xp.empty_like(x), xp.empty_like(x)
+    xhat, out = empty(xp, x.shape, x.dtype), empty(xp, x.shape, x.dtype)
     mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
     if not batch_stats:
         mean[...], var[...] = running_mean, running_var
@@ -140,7 +141,7 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     want_g = batch_dx or (need_b and has_bias)
     sum_gx = xp.empty(C, dtype=xhat.dtype) if want_gx else None
     sum_g = xp.empty(C, dtype=xhat.dtype) if want_g else None
-    dx = xp.empty_like(xhat) if need_x else None
+    dx = empty(xp, xhat.shape, xhat.dtype) if need_x else None
     m = xhat.size // max(C, 1)
 
     def backward_slice(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
