@@ -157,13 +157,15 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     """
     g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
     xp = get_array_module(x, weight, bias)
+    cache = ConvCache(x, weight, bias is not None, g)
+    g, weight, _ = crop_dead_taps(g, weight)
     G, O = g.groups, g.O
     w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
     if g.full_window:   # out = x (N, C*kH*kW) @ W^T, no columns to build
         out = matmul(x.reshape(g.N, g.C * g.H * g.W), w3[0].T).reshape(g.N, O, 1, 1)
         if bias is not None:
             out += bias.reshape(O, 1, 1)
-        return out, ConvCache(x, weight, bias is not None, g)
+        return out, cache
     out = empty(xp, (g.N, O, g.Ho, g.Wo), x.dtype)
 
     def forward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
@@ -177,7 +179,39 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
 
     slices, heavy = _batch_slices(g, xp)
     parallel_map(forward_slice, slices, heavy)
-    return out, ConvCache(x, weight, bias is not None, g)
+    return out, cache
+
+
+def _live_taps(size, kernel, stride, pad, out_size):
+    """The kernel offsets [first, stop) that read the input itself (not only its padding) for at least
+    one output position (dilation 1); None if none does."""
+    live = [i for i in range(kernel) if i - pad + stride * (out_size - 1) >= 0 and i - pad <= size - 1]
+    return (live[0], live[-1] + 1) if live else None
+
+
+def crop_dead_taps(g: ConvGeometry, weight):
+    """``(g, weight, window)`` without the kernel rows and columns that read nothing but zero padding.
+
+    On small maps with padding, some kernel offsets never reach the image: a 3x3 kernel on a 1x1 map
+    (padding 1) reads only its centre, 4 of 9 taps of a 3x3/2 on a 2x2 map read the image (ResNet's
+    last stage on 32x32 inputs). Their products are all zero, so the convolution is the same with the
+    kernel cut to ``weight[:, :, i0:i1, j0:j1]`` (``window``) and the padding reduced to match
+    (never negative); their weight gradient is zero. Returns the arguments unchanged (``window``
+    None) when every tap is live, and for dilated kernels.
+    """
+    if g.dilation != (1, 1) or g.padding == ((0, 0), (0, 0)):
+        return g, weight, None
+    (pt, _), (pl, _) = g.padding
+    rows = _live_taps(g.H, g.kh, g.stride[0], pt, g.Ho)
+    cols = _live_taps(g.W, g.kw, g.stride[1], pl, g.Wo)
+    if rows is None or cols is None or (rows, cols) == ((0, g.kh), (0, g.kw)):
+        return g, weight, None
+    (i0, i1), (j0, j1) = rows, cols
+    kh, kw, top, left = i1 - i0, j1 - j0, pt - i0, pl - j0
+    bottom = max(0, (g.Ho - 1) * g.stride[0] + kh - g.H - top)    # (the same output size: see the tests)
+    right = max(0, (g.Wo - 1) * g.stride[1] + kw - g.W - left)
+    cropped = get_array_module(weight).ascontiguousarray(weight[:, :, i0:i1, j0:j1])
+    return g._replace(kh=kh, kw=kw, padding=((top, bottom), (left, right))), cropped, (i0, i1, j0, j1)
 
 
 def _flipped_transposed_weight(weight, groups):
@@ -233,6 +267,19 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
+    g, cropped, window = crop_dead_taps(g, weight)
+    dx, dw, db = _conv2d_backward(grad_out, x, cropped, has_bias, g, need_x, need_w, need_b)
+    if window is not None and dw is not None:   # the taps that read only padding have zero gradient
+        i0, i1, j0, j1 = window
+        full = xp.zeros(weight.shape, dtype=dw.dtype)
+        full[:, :, i0:i1, j0:j1] = dw
+        dw = full
+    return dx, dw, db
+
+
+def _conv2d_backward(grad_out, x, weight, has_bias, g, need_x, need_w, need_b):
+    """conv2d_backward's work, for the (possibly cropped) weight and geometry."""
+    xp = get_array_module(grad_out, x)
     need_b = need_b and has_bias
     if not (need_x or need_w) or g.full_window:
         db = channel_sums(grad_out) if need_b else None

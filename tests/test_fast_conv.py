@@ -1,0 +1,101 @@
+"""The fast convolution's routes added for speed, against the loop reference and the textbook kernel,
+on one thread and on several: kernels cut to their live taps on small padded maps, and the routes
+for images with few channels."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from minicnn import kernels
+from minicnn.kernels import fast, reference as R, textbook as T
+from minicnn.kernels.fast import conv, misc, norm, pool
+from minicnn.kernels.fast import threads as fast_threads
+from minicnn.kernels.geometry import conv_geometry, conv_output_size
+
+def shared_fixture(max_examples):
+    """Hypothesis settings for a test whose fixture is the same for every example it draws."""
+    return settings(max_examples=max_examples, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
+def threads(request, monkeypatch):
+    """One thread, or three with every minimum slice size at zero (so small shapes are really cut)."""
+    if request.param > 1:
+        monkeypatch.setattr(conv, "MIN_SLICE_MACS", 0)
+        monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
+        monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
+        monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
+        monkeypatch.setattr(fast_threads, "MIN_ELEMENTWISE_VALUES", 0)
+    before = fast_threads.get_num_threads()
+    fast_threads.set_num_threads(request.param)
+    with kernels.use("fast"):
+        yield request.param
+    fast_threads.set_num_threads(before)
+
+
+def check_conv(x, w, b, stride, padding, dilation=(1, 1), groups=1, need_x=True, rtol=1e-9):
+    """The fast kernel against the loop reference and the textbook kernel, forward and backward."""
+    out, cache = fast.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    ref = R.conv2d(x, w, b, stride, padding, dilation, groups)
+    atol = rtol * max(1.0, float(np.abs(ref).max()))
+    np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol)
+    tout, tcache = T.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    np.testing.assert_allclose(out, tout, rtol=rtol, atol=atol)
+    g = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+    got = fast.conv2d_backward(g, cache, need_x=need_x)
+    want = R.conv2d_backward(g, x, w, stride, padding, dilation, groups)
+    textbook = T.conv2d_backward(g, tcache, need_x=need_x)
+    for name, a, r, t in zip(("dx", "dw", "db"), got, want, textbook):
+        if t is None:
+            assert a is None, name
+            continue
+        assert a.dtype == x.dtype and a.shape == t.shape, name
+        scale = max(1.0, float(np.abs(r).max()))
+        np.testing.assert_allclose(a, r, rtol=rtol, atol=rtol * scale, err_msg=name)
+        np.testing.assert_allclose(a, t, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+# --------------------------------------------------------------------------- taps that read only padding
+
+
+@st.composite
+def small_padded_maps(draw):
+    k = draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pads = tuple(draw(st.integers(0, k - 1)) for _ in range(4))
+    h = draw(st.integers(max(1, k - pads[0] - pads[1]), 4))
+    w = draw(st.integers(max(1, k - pads[2] - pads[3]), 4))
+    c, o = draw(st.integers(1, 20)), draw(st.integers(1, 6))
+    return (draw(st.integers(1, 5)), c, h, w), (o, c, k, k), stride, ((pads[0], pads[1]), (pads[2], pads[3]))
+
+
+@shared_fixture(30)
+@given(small_padded_maps(), st.booleans(), st.integers(0, 2**16))
+def test_kernels_cut_to_their_live_taps_compute_the_same_convolution(threads, case, has_bias, seed):
+    xs, ws, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    check_conv(x, w, rng.standard_normal(ws[0]) if has_bias else None, stride, padding)
+
+
+@settings(max_examples=60)
+@given(small_padded_maps())
+def test_cutting_dead_taps_keeps_the_output_size_and_the_padding_non_negative(case):
+    xs, ws, stride, padding = case
+    g = conv_geometry(np.empty(xs), np.empty(ws), None, stride, padding, (1, 1), 1)
+    cut, weight, window = conv.crop_dead_taps(g, np.zeros(ws))
+    (t, b), (l, r) = cut.padding
+    assert min(t, b, l, r) >= 0
+    assert conv_output_size(g.H, cut.kh, g.stride[0], t, b, 1) == g.Ho
+    assert conv_output_size(g.W, cut.kw, g.stride[1], l, r, 1) == g.Wo
+    assert weight.shape == (ws[0], ws[1], cut.kh, cut.kw)
+    if window is None:
+        assert cut == g
+
+
+def test_a_3x3_kernel_on_a_1x1_map_keeps_only_its_centre():
+    g = conv_geometry(np.empty((2, 4, 1, 1)), np.empty((3, 4, 3, 3)), None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    cut, weight, window = conv.crop_dead_taps(g, np.arange(3 * 4 * 9.0).reshape(3, 4, 3, 3))
+    assert window == (1, 2, 1, 2) and (cut.kh, cut.kw, cut.padding) == (1, 1, ((0, 0), (0, 0)))
+    assert cut.full_window
+    np.testing.assert_array_equal(weight[..., 0, 0], np.arange(3 * 4 * 9.0).reshape(3, 4, 3, 3)[..., 1, 1])
