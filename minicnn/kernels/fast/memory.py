@@ -13,6 +13,7 @@ whole process instead, and only the training CLI and the benchmark call it).
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import sys
 import threading
@@ -150,7 +151,7 @@ def workspace(xp, key: str, shape, dtype):
     Each thread keeps one growing byte buffer per ``key``; never return a workspace array to a caller.
     On a GPU this is just ``xp.empty`` (CuPy's memory pool already recycles blocks).
     """
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize      # (np.prod of a tuple costs microseconds)
     if xp is not np or nbytes > WORKSPACE_MAX_BYTES:
         return xp.empty(shape, dtype=dtype)
     buffers = _workspaces.__dict__.setdefault("buffers", {})
