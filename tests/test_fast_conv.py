@@ -33,18 +33,19 @@ def threads(request, monkeypatch):
     fast_threads.set_num_threads(before)
 
 
-def check_conv(x, w, b, stride, padding, dilation=(1, 1), groups=1, need_x=True, rtol=1e-9):
-    """The fast kernel against the loop reference and the textbook kernel, forward and backward."""
+def check_conv(x, w, b, stride, padding, dilation=(1, 1), groups=1, need_x=True, rtol=1e-9, loops=True):
+    """The fast kernel against the loop reference (unless not ``loops``: slow for big shapes) and the
+    textbook kernel, forward and backward."""
     out, cache = fast.conv2d_forward(x, w, b, stride, padding, dilation, groups)
-    ref = R.conv2d(x, w, b, stride, padding, dilation, groups)
+    tout, tcache = T.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    ref = R.conv2d(x, w, b, stride, padding, dilation, groups) if loops else tout
     atol = rtol * max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol)
-    tout, tcache = T.conv2d_forward(x, w, b, stride, padding, dilation, groups)
     np.testing.assert_allclose(out, tout, rtol=rtol, atol=atol)
     g = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
     got = fast.conv2d_backward(g, cache, need_x=need_x)
-    want = R.conv2d_backward(g, x, w, stride, padding, dilation, groups)
     textbook = T.conv2d_backward(g, tcache, need_x=need_x)
+    want = R.conv2d_backward(g, x, w, stride, padding, dilation, groups) if loops else textbook
     for name, a, r, t in zip(("dx", "dw", "db"), got, want, textbook):
         if t is None:
             assert a is None, name
@@ -99,3 +100,59 @@ def test_a_3x3_kernel_on_a_1x1_map_keeps_only_its_centre():
     assert window == (1, 2, 1, 2) and (cut.kh, cut.kw, cut.padding) == (1, 1, ((0, 0), (0, 0)))
     assert cut.full_window
     np.testing.assert_array_equal(weight[..., 0, 0], np.arange(3 * 4 * 9.0).reshape(3, 4, 3, 3)[..., 1, 1])
+
+
+# --------------------------------------------------------------------------- whole-row columns (few channels)
+
+
+@pytest.fixture
+def rows_route(monkeypatch):
+    """Every stride-1 convolution of these tests takes the whole-row route, in blocks of a few images;
+    the calls made to it are counted."""
+    from minicnn.kernels.fast import rows
+    monkeypatch.setattr(rows, "ROWS_MAX_WIDENING", 100.0)
+    monkeypatch.setattr(conv, "ROWS_MAX_K_FORWARD", 10**6)
+    monkeypatch.setattr(conv, "ROWS_MAX_K_DX", 10**6)
+    monkeypatch.setattr(conv, "CPU_CHUNK_BYTES", 2000)
+    calls = {"convolve_into": 0, "input_gradient_into": 0}
+    for name in calls:
+        def counted(*args, _f=getattr(rows, name), _name=name, **kwargs):
+            calls[_name] += 1
+            return _f(*args, **kwargs)
+        monkeypatch.setattr(rows, name, counted)
+    return calls
+
+
+@st.composite
+def few_channel_cases(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[1]), 9))
+    w = draw(st.integers(max(1, kw - pads[2] - pads[3]), 9))
+    return ((draw(st.integers(1, 6)), draw(st.integers(1, 4)), h, w), (draw(st.integers(1, 5)), kh, kw),
+            ((pads[0], pads[1]), (pads[2], pads[3])))
+
+
+@shared_fixture(30)
+@given(few_channel_cases(), st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_whole_row_route_matches_the_reference(threads, rows_route, case, has_bias, dtype, seed):
+    (n, c, h, w), (o, kh, kw), padding = case
+    rng = np.random.default_rng(seed)
+    x, wt = rng.standard_normal((n, c, h, w)).astype(dtype), rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    bias = rng.standard_normal(o).astype(dtype) if has_bias else None
+    before = dict(rows_route)
+    check_conv(x, wt, bias, (1, 1), padding, rtol=1e-9 if dtype == np.float64 else 2e-5)
+    g, _, _ = conv.crop_dead_taps(conv_geometry(x, wt, bias, (1, 1), padding, (1, 1), 1), wt)
+    if not (g.pointwise or g.full_window):     # (those have routes of their own)
+        assert rows_route["convolve_into"] > before["convolve_into"]
+        assert rows_route["input_gradient_into"] > before["input_gradient_into"]
+
+
+@pytest.mark.parametrize("shape,weight,padding,need_x", [((7, 1, 32, 32), (6, 1, 5, 5), 0, False),
+                                                         ((5, 6, 14, 14), (16, 6, 5, 5), 0, True),
+                                                         ((3, 20, 16, 16), (50, 20, 5, 5), 2, True),
+                                                         ((4, 1, 32, 32), (20, 1, 5, 5), 2, False)])
+def test_lenet_layers_on_their_default_routes_match_the_textbook_kernel(threads, shape, weight, padding, need_x):
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal(shape), rng.standard_normal(weight), rng.standard_normal(weight[0])
+    check_conv(x, w, b, (1, 1), ((padding,) * 2,) * 2, need_x=need_x, loops=False)

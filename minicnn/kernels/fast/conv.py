@@ -44,7 +44,9 @@ from ..geometry import ConvGeometry, conv_geometry
 from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
                      use_channels_last)
 from .memory import empty, workspace
+from . import rows
 from .misc import channel_sums, matmul
+from .rows import ROWS_MAX_K_DX, ROWS_MAX_K_FORWARD, use_rows
 from .threads import batch_slices, parallel_map
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
@@ -174,6 +176,9 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         m = n1 - n0
         if g.pointwise:   # 1x1: out[n] = W @ x[n], a batch of GEMMs, no im2col at all
             xp.matmul(w3, x[n0:n1].reshape(m, G, g.C // G, g.H * g.W), out=out[n0:n1].reshape(m, G, O // G, g.H * g.W))
+        elif use_rows(xp, g, ROWS_MAX_K_FORWARD):   # few channels: whole-row columns, the bias added on the way out
+            rows.convolve_into(out[n0:n1], x[n0:n1], w3[0], bias, g, CPU_CHUNK_BYTES)
+            return
         else:
             _convolve_into(out[n0:n1], x[n0:n1], w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
         if bias is not None:
@@ -370,6 +375,8 @@ def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):
         dcols = workspace(xp, "conv_cl_dcols", (g.N, g.Ho, g.Wo, g.kh, g.kw, C), x.dtype)
         xp.matmul(g2.T, channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
         channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
+    elif need_x and use_rows(xp, g, ROWS_MAX_K_DX):   # few channels: dx from whole-row runs
+        rows.input_gradient_into(dx, grad_out, w3[0], g, CPU_CHUNK_BYTES)
     elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
         for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):
             dcols = workspace(xp, "conv_dcols", (G, Kg, (n1 - n0) * L), x.dtype)
