@@ -67,12 +67,22 @@ def test_small_arrays_are_not_pooled_and_release_memory_gives_back_the_free_ones
 
 def test_sizes_not_asked_for_any_more_are_forgotten(pool, monkeypatch):
     monkeypatch.setattr(memory, "STALE_AFTER", 1)
-    old = pool.empty(np, (333, 333), np.float32)
+    old = pool.empty(np, (600, 600), np.float32)
     del old
-    for _ in range(200):                 # many requests of another size, none of the old one
+    for _ in range(200):                 # many requests of another (more than 2x smaller) size, none of the old one
         pool.empty(np, (200, 400), np.float32)
     pool.empty(np, (201, 400), np.float32)      # a miss: stale buffers are looked for
-    assert 333 * 333 * 4 not in memory._pool
+    assert 600 * 600 * 4 not in memory._pool
+
+
+def test_a_request_takes_a_free_buffer_up_to_twice_its_size_when_none_has_its_size(pool):
+    big = pool.empty(np, (1000, 1000), np.float32)
+    where = _address(big)
+    del big
+    smaller = pool.empty(np, (700, 1000), np.float32)         # 1.43x smaller: reuses the free buffer
+    assert _address(smaller) == where and pool.pool_bytes() == 1000 * 1000 * 4
+    tiny = pool.empty(np, (400, 1000), np.float32)            # 2.5x smaller than the (busy) buffer: its own
+    assert _address(tiny) != where
 
 
 def test_kernel_outputs_stay_valid_while_held_and_recycling_never_changes_them(pool):
@@ -148,3 +158,13 @@ def test_sgd_fast_and_textbook_steps_agree_exactly_on_a_model(threads, monkeypat
             np.testing.assert_array_equal(a, b)
     finally:
         fast_threads.set_num_threads(before)
+
+
+def test_free_memory_beyond_the_cap_is_given_back_at_a_miss(pool, monkeypatch):
+    monkeypatch.setattr(memory, "FREE_MAX_BYTES", 4 << 20)
+    for k in range(10):                  # ten sizes of 1 MB or so, each freed at once (as under no_grad)
+        pool.empty(np, (1000 + k, 256), np.float32)
+    free_mb = pool.pool_bytes() / 2**20
+    assert free_mb <= 4 + 1.01           # at most the cap, plus the last buffer
+    kept = pool.empty(np, (1009, 256), np.float32)     # the most recent size is still there
+    assert _address(kept) in {e[0].__array_interface__["data"][0] + e[1] for e in memory._pool[1009 * 256 * 4]}

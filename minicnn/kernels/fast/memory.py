@@ -78,20 +78,39 @@ def empty(xp, shape, dtype):
         return xp.empty(shape, dtype=dtype)
     with _pool_lock:
         _pool_state["clock"] += 1
-        entries = _pool.get(nbytes, ())
-        for i in range(len(entries)):
-            if _refs(entries, i) == _FREE_REFS:
-                entry = entries[i]
-                entry[2] = _pool_state["clock"]
-                break
-        else:
+        entry = _free_entry(nbytes) or _best_fit(nbytes)
+        if entry is None:
+            _make_room(nbytes)
             raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)     # the owner: its views count as its references
-            entry = [raw, -raw.ctypes.data % ALIGNMENT, _pool_state["clock"]]
-            _forget_stale()
+            entry = [raw, -raw.ctypes.data % ALIGNMENT, 0]
             _pool.setdefault(nbytes, []).append(entry)
             _pool_state["bytes"] += nbytes
+        entry[2] = _pool_state["clock"]
         buffer, start = entry[0], entry[1]
         return buffer[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _free_entry(size):
+    """A free buffer of exactly ``size`` bytes, or None."""
+    entries = _pool.get(size, ())
+    for i in range(len(entries)):
+        if _refs(entries, i) == _FREE_REFS:
+            return entries[i]
+    return None
+
+
+BEST_FIT_RATIO = 2   # a request takes a free buffer up to this many times its size when none has its own size
+
+
+def _best_fit(nbytes):
+    """The smallest free buffer of nbytes to BEST_FIT_RATIO * nbytes bytes, or None: so a forward pass
+    under ``no_grad``, whose layers free outputs of sizes that rarely repeat, reuses memory as malloc
+    would instead of growing the pool."""
+    for size in sorted(s for s in _pool if nbytes < s <= BEST_FIT_RATIO * nbytes):
+        entry = _free_entry(size)
+        if entry is not None:
+            return entry
+    return None
 
 
 def empty_like(a):
@@ -99,22 +118,35 @@ def empty_like(a):
     return empty(get_array_module(a), a.shape, a.dtype)
 
 
-STALE_AFTER = 4   # a free buffer is given back after (this) x (the pool's buffer count) requests without use
+STALE_AFTER = 4             # a free buffer is given back after (this) x (the pool's buffer count) requests without use
+FREE_MAX_BYTES = 256 << 20  # and the least recently used free buffers beyond this many bytes, at a miss
 
 
-def _forget_stale():
-    """On a miss (a new buffer is needed): give back the free buffers that have not been used for a
-    long time (a shape seen in the past, e.g. the last, smaller batch of an epoch), so the pool
-    follows the sizes the program uses now. Called with the lock held."""
+def _make_room(nbytes):
+    """On a miss (a new buffer of ``nbytes`` is needed): give back to malloc the free buffers that
+    were not used for a long time (a shape seen in the past, e.g. the last, smaller batch of an
+    epoch), and the least recently used ones beyond ``FREE_MAX_BYTES`` of free memory with the new
+    one. A training step asks for the same sizes every time, so once the pool holds them there are
+    no misses; a forward pass under ``no_grad`` frees each layer's output as the next one comes,
+    in sizes that rarely repeat within the pass, and this keeps its free memory (which malloc would
+    have reused for other sizes) bounded. Called with the lock held."""
     count = sum(len(entries) for entries in _pool.values())
     oldest = _pool_state["clock"] - STALE_AFTER * max(count, 64)
-    for nbytes, entries in list(_pool.items()):
-        keep = [entries[i] for i in range(len(entries)) if entries[i][2] >= oldest or _refs(entries, i) != _FREE_REFS]
-        _pool_state["bytes"] -= nbytes * (len(entries) - len(keep))
-        if keep:
-            entries[:] = keep
-        else:
-            del _pool[nbytes]
+    free = sorted(((entry[2], size, id(entry)) for size, entries in _pool.items()
+                   for i, entry in enumerate(entries) if _refs(entries, i) == _FREE_REFS))
+    total = sum(size for _, size, _ in free)
+    dropped = set()
+    for last_use, size, key in free:            # least recently used first
+        if last_use >= oldest and total + nbytes <= FREE_MAX_BYTES:
+            break
+        dropped.add(key)
+        total -= size
+        _pool_state["bytes"] -= size
+    if dropped:
+        for size, entries in list(_pool.items()):
+            entries[:] = [entry for entry in entries if id(entry) not in dropped]
+            if not entries:
+                del _pool[size]
 
 
 def release_memory() -> int:
