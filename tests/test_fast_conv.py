@@ -143,7 +143,7 @@ def test_whole_row_route_matches_the_reference(threads, rows_route, case, has_bi
     before = dict(rows_route)
     check_conv(x, wt, bias, (1, 1), padding, rtol=1e-9 if dtype == np.float64 else 2e-5)
     g, _, _ = conv.crop_dead_taps(conv_geometry(x, wt, bias, (1, 1), padding, (1, 1), 1), wt)
-    if not (g.pointwise or g.full_window):     # (those have routes of their own)
+    if not (g.pointwise or g.full_window or conv.use_unrolled(np, g)):     # (those have routes of their own)
         assert rows_route["convolve_into"] > before["convolve_into"]
         assert rows_route["input_gradient_into"] > before["input_gradient_into"]
 
@@ -156,3 +156,44 @@ def test_lenet_layers_on_their_default_routes_match_the_textbook_kernel(threads,
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal(shape), rng.standard_normal(weight), rng.standard_normal(weight[0])
     check_conv(x, w, b, (1, 1), ((padding,) * 2,) * 2, need_x=need_x, loops=False)
+
+
+# --------------------------------------------------------------------------- the unrolled weight (tiny maps)
+
+
+UNROLLED_BACKWARD = conv.unrolled.backward
+
+
+@st.composite
+def tiny_maps(draw):
+    k = draw(st.integers(2, 4))
+    h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = tuple(draw(st.integers(0, k - 1)) for _ in range(4))
+    if h + pads[0] + pads[1] < k:
+        pads = (pads[0], k - h - pads[0]) + pads[2:]
+    if w + pads[2] + pads[3] < k:
+        pads = pads[:3] + (k - w - pads[2],)
+    return (draw(st.integers(1, 5)), draw(st.integers(1, 6)), h, w), (draw(st.integers(1, 5)), k), \
+        stride, ((pads[0], pads[1]), (pads[2], pads[3]))
+
+
+@shared_fixture(30)
+@given(tiny_maps(), st.booleans(), st.booleans(), st.integers(0, 2**16))
+def test_unrolled_weight_route_matches_the_reference(threads, monkeypatch, case, has_bias, need_x, seed):
+    (n, c, h, w), (o, k), stride, padding = case
+    calls = []
+    monkeypatch.setattr(conv.unrolled, "backward", lambda *a: calls.append(1) or UNROLLED_BACKWARD(*a))
+    rng = np.random.default_rng(seed)
+    x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k))
+    check_conv(x, wt, rng.standard_normal(o) if has_bias else None, stride, padding, need_x=need_x)
+    g, _, _ = conv.crop_dead_taps(conv_geometry(x, wt, None, stride, padding, (1, 1), 1), wt)
+    assert bool(calls) == (conv.use_unrolled(np, g) and not g.full_window)
+
+
+def test_resnet_2x2_layer_takes_the_unrolled_route_and_matches_the_textbook_kernel(threads):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((6, 32, 2, 2)), rng.standard_normal((48, 32, 3, 3))
+    g = conv_geometry(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    assert conv.use_unrolled(np, g) and not conv.crop_dead_taps(g, w)[2]
+    check_conv(x, w, rng.standard_normal(48), (1, 1), ((1, 1), (1, 1)), loops=False)

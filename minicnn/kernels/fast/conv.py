@@ -44,9 +44,10 @@ from ..geometry import ConvGeometry, conv_geometry
 from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
                      use_channels_last)
 from .memory import empty, workspace
-from . import rows
+from . import rows, unrolled
 from .misc import channel_sums, matmul
 from .rows import ROWS_MAX_K_DX, ROWS_MAX_K_FORWARD, use_rows
+from .unrolled import use_unrolled
 from .threads import batch_slices, parallel_map
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
@@ -63,11 +64,13 @@ MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands o
 
 
 class ConvCache(NamedTuple):
-    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry."""
+    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry; for the
+    unrolled-weight route (tiny maps), the unrolled weight the forward pass built."""
     x: object
     weight: object
     has_bias: bool
     geom: ConvGeometry
+    unrolled: object = None
 
 
 def output_blocks(xp, n_images, Ho, Wo, bytes_per_pixel, split_rows=True):
@@ -170,6 +173,9 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         if bias is not None:
             out += bias.reshape(O, 1, 1)
         return out, cache
+    if use_unrolled(xp, g):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
+        out, m = unrolled.forward(x, weight, bias, g)
+        return out, cache._replace(unrolled=m)
     out = empty(xp, (g.N, O, g.Ho, g.Wo), x.dtype)
 
     def forward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
@@ -270,12 +276,15 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     The batch is cut into slices, one per CPU thread: each writes its part of dx and returns
     its part of dweight, and the parts are summed in slice order.
     """
-    x, weight, has_bias, g = cache
+    x, weight, has_bias, g, m = cache
     check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
     g, cropped, window = crop_dead_taps(g, weight)
-    dx, dw, db = _conv2d_backward(grad_out, x, cropped, has_bias, g, need_x, need_w, need_b)
+    if m is not None:
+        dx, dw, db = unrolled.backward(grad_out, x, m, g, need_x, need_w, need_b and has_bias)
+    else:
+        dx, dw, db = _conv2d_backward(grad_out, x, cropped, has_bias, g, need_x, need_w, need_b)
     if window is not None and dw is not None:   # the taps that read only padding have zero gradient
         i0, i1, j0, j1 = window
         full = xp.zeros(weight.shape, dtype=dw.dtype)
