@@ -64,12 +64,13 @@ MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands o
 
 
 class ConvCache(NamedTuple):
-    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry; for the
-    unrolled-weight route (tiny maps), the unrolled weight the forward pass built."""
+    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry; the weight
+    cut to its live taps and, for tiny maps, the unrolled weight, when the forward pass made them."""
     x: object
     weight: object
     has_bias: bool
     geom: ConvGeometry
+    cropped: object = None
     unrolled: object = None
 
 
@@ -165,13 +166,15 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
     xp = get_array_module(x, weight, bias)
     cache = ConvCache(x, weight, bias is not None, g)
-    g, weight, _ = crop_dead_taps(g, weight)
+    g, weight, window = crop_dead_taps(g, weight)
+    if window is not None:
+        cache = cache._replace(cropped=weight)
     G, O = g.groups, g.O
     w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
     if g.full_window:   # out = x (N, C*kH*kW) @ W^T, no columns to build
         out = matmul(x.reshape(g.N, g.C * g.H * g.W), w3[0].T).reshape(g.N, O, 1, 1)
         if bias is not None:
-            out += bias.reshape(O, 1, 1)
+            out.reshape(g.N, O)[...] += bias
         return out, cache
     if use_unrolled(xp, g):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
         out, m = unrolled.forward(x, weight, bias, g)
@@ -203,7 +206,8 @@ def _live_taps(size, kernel, stride, pad, out_size):
 
 
 def crop_dead_taps(g: ConvGeometry, weight):
-    """``(g, weight, window)`` without the kernel rows and columns that read nothing but zero padding.
+    """``(g, weight, window)`` without the kernel rows and columns that read nothing but zero padding
+    (``weight`` None: the geometry and window only, no copy of the weight).
 
     On small maps with padding, some kernel offsets never reach the image: a 3x3 kernel on a 1x1 map
     (padding 1) reads only its centre, 4 of 9 taps of a 3x3/2 on a 2x2 map read the image (ResNet's
@@ -223,7 +227,7 @@ def crop_dead_taps(g: ConvGeometry, weight):
     kh, kw, top, left = i1 - i0, j1 - j0, pt - i0, pl - j0
     bottom = max(0, (g.Ho - 1) * g.stride[0] + kh - g.H - top)    # (the same output size: see the tests)
     right = max(0, (g.Wo - 1) * g.stride[1] + kw - g.W - left)
-    cropped = get_array_module(weight).ascontiguousarray(weight[:, :, i0:i1, j0:j1])
+    cropped = None if weight is None else get_array_module(weight).ascontiguousarray(weight[:, :, i0:i1, j0:j1])
     return g._replace(kh=kh, kw=kw, padding=((top, bottom), (left, right))), cropped, (i0, i1, j0, j1)
 
 
@@ -276,18 +280,20 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     The batch is cut into slices, one per CPU thread: each writes its part of dx and returns
     its part of dweight, and the parts are summed in slice order.
     """
-    x, weight, has_bias, g, m = cache
+    x, weight, has_bias, g, cropped, m = cache
     check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
-    g, cropped, window = crop_dead_taps(g, weight)
+    g, cut, window = crop_dead_taps(g, weight if cropped is None else None)
+    cropped = cut if cropped is None else cropped
     if m is not None:
         dx, dw, db = unrolled.backward(grad_out, x, m, g, need_x, need_w, need_b and has_bias)
     else:
         dx, dw, db = _conv2d_backward(grad_out, x, cropped, has_bias, g, need_x, need_w, need_b)
     if window is not None and dw is not None:   # the taps that read only padding have zero gradient
         i0, i1, j0, j1 = window
-        full = xp.zeros(weight.shape, dtype=dw.dtype)
+        full = empty(xp, weight.shape, dw.dtype)
+        full.fill(0)
         full[:, :, i0:i1, j0:j1] = dw
         dw = full
     return dx, dw, db

@@ -22,6 +22,7 @@ import numpy as np
 from ..geometry import ConvGeometry
 from .memory import empty, workspace
 from .misc import channel_sums, matmul
+from .threads import batch_slices, parallel_map
 
 UNROLLED_MAX_BYTES = 8 << 20
 
@@ -51,14 +52,18 @@ def _taps(g: ConvGeometry):
 def unrolled_weight(weight, g: ConvGeometry):
     """M (C*H*W, Ho*Wo*O) for ``weight`` (O, C, kH, kW), its columns output pixel first (so that
     every tap is copied as whole rows of O values); a recycled array (``memory.empty``)."""
-    taps = workspace(np, "unrolled_taps", (g.kh * g.kw, g.C, g.O), weight.dtype)
-    taps[...] = weight.reshape(g.O, g.C, g.kh * g.kw).transpose(2, 1, 0)
     m = empty(np, (g.C, g.H * g.W, g.Ho * g.Wo, g.O), weight.dtype)
     triples = _taps(g)
-    if len(triples) < g.H * g.W * g.Ho * g.Wo:   # some (pixel, output) pairs are no tap
-        m.fill(0)
-    for p, q, t in triples:
-        m[:, p, q, :] = taps[t]
+    w3 = weight.reshape(g.O, g.C, g.kh * g.kw)
+
+    def build(c0, c1):   # input channels c0:c1, on one of minicnn's threads
+        taps = workspace(np, "unrolled_taps", (g.kh * g.kw, c1 - c0, g.O), weight.dtype)
+        taps[...] = w3[:, c0:c1].transpose(2, 1, 0)
+        if len(triples) < g.H * g.W * g.Ho * g.Wo:   # some (pixel, output) pairs are no tap
+            m[c0:c1].fill(0)
+        for p, q, t in triples:
+            m[c0:c1, p, q, :] = taps[t]
+    parallel_map(build, batch_slices(g.C, np, min_size=16))
     return m.reshape(g.C * g.H * g.W, g.Ho * g.Wo * g.O)
 
 
