@@ -48,7 +48,7 @@ from . import rows, unrolled
 from .misc import channel_sums, matmul
 from .rows import ROWS_MAX_K_DX, ROWS_MAX_K_FORWARD, use_rows
 from .unrolled import use_unrolled
-from .threads import batch_slices, parallel_map
+from .threads import batch_slices, elementwise, parallel_map
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
 # keeps it in cache between im2col and the GEMM (the blocks of both threads together in the shared
@@ -227,7 +227,11 @@ def crop_dead_taps(g: ConvGeometry, weight):
     kh, kw, top, left = i1 - i0, j1 - j0, pt - i0, pl - j0
     bottom = max(0, (g.Ho - 1) * g.stride[0] + kh - g.H - top)    # (the same output size: see the tests)
     right = max(0, (g.Wo - 1) * g.stride[1] + kw - g.W - left)
-    cropped = None if weight is None else get_array_module(weight).ascontiguousarray(weight[:, :, i0:i1, j0:j1])
+    cropped = None
+    if weight is not None:
+        xp = get_array_module(weight)
+        cropped = empty(xp, (g.O, weight.shape[1], kh, kw), weight.dtype)
+        elementwise(xp.copyto, cropped, weight[:, :, i0:i1, j0:j1])   # (big weights: on minicnn's threads)
     return g._replace(kh=kh, kw=kw, padding=((top, bottom), (left, right))), cropped, (i0, i1, j0, j1)
 
 
@@ -293,8 +297,11 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     if window is not None and dw is not None:   # the taps that read only padding have zero gradient
         i0, i1, j0, j1 = window
         full = empty(xp, weight.shape, dw.dtype)
-        full.fill(0)
-        full[:, :, i0:i1, j0:j1] = dw
+
+        def expand(o0, o1):   # output channels o0:o1 (for big weights, on minicnn's threads)
+            full[o0:o1].fill(0)
+            full[o0:o1, :, i0:i1, j0:j1] = dw[o0:o1]
+        parallel_map(expand, batch_slices(g.O, xp, min_size=-(-(1 << 18) // max(1, weight[0].size))))
         dw = full
     return dx, dw, db
 

@@ -53,7 +53,7 @@ def _channel_views(a):
     N, C = a.shape[:2]
     m = a.size // max(N * C, 1)
     if m < SHORT_MAP:
-        return (lambda b, c0, c1: b.reshape(N, C * m)[:, c0 * m:c1 * m]), (lambda v: np.repeat(v, m))
+        return (lambda b, c0, c1: b.reshape(N, C * m)[:, c0 * m:c1 * m]), (lambda v: get_array_module(v).repeat(v, m))
     return (lambda b, c0, c1: b.reshape(N, C, m)[:, c0:c1]), (lambda v: v.reshape(-1, 1))
 
 
@@ -83,7 +83,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
         return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
                                        momentum, eps)
-    x = np.ascontiguousarray(x)
+    x = xp.ascontiguousarray(x)
     xhat, out = empty(xp, x.shape, x.dtype), empty(xp, x.shape, x.dtype)
     mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
     if not batch_stats:
@@ -169,7 +169,7 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     dx = empty(xp, xhat.shape, xhat.dtype) if need_x else None
     m = xhat.size // max(C, 1)
 
-    grad = np.ascontiguousarray(grad)
+    grad = xp.ascontiguousarray(grad)
     block, vector = _channel_views(xhat)
     inv_std = inv_std.reshape(-1)
 

@@ -92,10 +92,15 @@ def backward(grad, x, m, g: ConvGeometry, need_x, need_w, need_b):
     if need_w:
         dm = workspace(np, "unrolled_dm", (g.C, g.H * g.W, g.Ho * g.Wo, g.O), x.dtype)
         matmul(x.reshape(g.N, -1).T, g2, out=dm.reshape(g.C * g.H * g.W, -1))
-        taps = np.zeros((g.kh * g.kw, g.C, g.O), dtype=x.dtype)
-        for p, q, t in _taps(g):      # every tap sums the entries of M it was unrolled into
-            taps[t] += dm[:, p, q, :]
         dw = np.empty((g.O, g.C, g.kh, g.kw), dtype=x.dtype)
-        dw.reshape(g.O, g.C, -1)[...] = taps.transpose(2, 1, 0)
+        triples = _taps(g)
+
+        def fold(c0, c1):   # input channels c0:c1: every tap sums the entries of M it was unrolled into
+            taps = workspace(np, "unrolled_taps", (g.kh * g.kw, c1 - c0, g.O), x.dtype)
+            taps.fill(0)
+            for p, q, t in triples:
+                taps[t] += dm[c0:c1, p, q, :]
+            dw.reshape(g.O, g.C, -1)[:, c0:c1] = taps.transpose(2, 1, 0)
+        parallel_map(fold, batch_slices(g.C, np, min_size=16))
     db = channel_sums(grad) if need_b else None
     return dx, dw, db
