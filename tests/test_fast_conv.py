@@ -197,3 +197,15 @@ def test_resnet_2x2_layer_takes_the_unrolled_route_and_matches_the_textbook_kern
     g = conv_geometry(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     assert conv.use_unrolled(np, g) and not conv.crop_dead_taps(g, w)[2]
     check_conv(x, w, rng.standard_normal(48), (1, 1), ((1, 1), (1, 1)), loops=False)
+
+
+@pytest.mark.parametrize("shape,weight,padding", [((0, 32, 2, 2), (48, 32, 3, 3), 1),     # unrolled weight
+                                                  ((0, 6, 14, 14), (16, 6, 5, 5), 0),      # whole rows
+                                                  ((0, 512, 1, 1), (64, 512, 3, 3), 1)])   # cut to the centre
+def test_an_empty_batch_on_the_new_routes(threads, shape, weight, padding):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(weight)
+    out, cache = fast.conv2d_forward(np.zeros(shape), w, np.ones(weight[0]), (1, 1), ((padding,) * 2,) * 2)
+    assert out.shape[:2] == (0, weight[0])
+    dx, dw, db = fast.conv2d_backward(np.zeros(out.shape), cache)
+    assert dx.shape == shape and not dw.any() and dw.shape == weight and not db.any()

@@ -70,28 +70,30 @@ def unrolled_weight(weight, g: ConvGeometry):
 def forward(x, weight, bias, g: ConvGeometry):
     """(out (N, O, Ho, Wo) = x @ M (+ bias), M): the backward pass needs M again."""
     m = unrolled_weight(weight, g)
+    chw, pixels = g.C * g.H * g.W, g.Ho * g.Wo
     y = workspace(np, "unrolled_y", (g.N, g.Ho * g.Wo, g.O), x.dtype)
-    matmul(x.reshape(g.N, -1), m, out=y.reshape(g.N, -1))
+    matmul(x.reshape(g.N, chw), m, out=y.reshape(g.N, pixels * g.O))
     out = empty(np, (g.N, g.O, g.Ho, g.Wo), x.dtype)
     if bias is not None:
-        np.add(y.transpose(0, 2, 1), bias.reshape(g.O, 1), out=out.reshape(g.N, g.O, -1))
+        np.add(y.transpose(0, 2, 1), bias.reshape(g.O, 1), out=out.reshape(g.N, g.O, pixels))
     else:
-        out.reshape(g.N, g.O, -1)[...] = y.transpose(0, 2, 1)
+        out.reshape(g.N, g.O, pixels)[...] = y.transpose(0, 2, 1)
     return out, m
 
 
 def backward(grad, x, m, g: ConvGeometry, need_x, need_w, need_b):
     """(dx, dweight, dbias) of the unrolled route, for the forward's unrolled weight m; None for those not needed."""
     dx = dw = None
+    chw, pixels = g.C * g.H * g.W, g.Ho * g.Wo
     g2 = workspace(np, "unrolled_grad", (g.N, g.Ho * g.Wo, g.O), grad.dtype)    # grad, output pixel first
-    g2[...] = grad.reshape(g.N, g.O, -1).transpose(0, 2, 1)
-    g2 = g2.reshape(g.N, -1)
+    g2[...] = grad.reshape(g.N, g.O, pixels).transpose(0, 2, 1)
+    g2 = g2.reshape(g.N, pixels * g.O)
     if need_x:
         dx = empty(np, x.shape, x.dtype)
-        matmul(g2, m.T, out=dx.reshape(g.N, -1))
+        matmul(g2, m.T, out=dx.reshape(g.N, chw))
     if need_w:
         dm = workspace(np, "unrolled_dm", (g.C, g.H * g.W, g.Ho * g.Wo, g.O), x.dtype)
-        matmul(x.reshape(g.N, -1).T, g2, out=dm.reshape(g.C * g.H * g.W, -1))
+        matmul(x.reshape(g.N, chw).T, g2, out=dm.reshape(chw, pixels * g.O))
         dw = np.empty((g.O, g.C, g.kh, g.kw), dtype=x.dtype)
         triples = _taps(g)
 
