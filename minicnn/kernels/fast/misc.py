@@ -25,7 +25,8 @@ def parameter_updates(update, params):
     parallel_map(update, balanced_slices([p.size for p in params]) if on_cpu else [(0, len(params))])
 
 
-STEP_CHUNK = 1 << 14   # values per chunk of an optimizer step: its temporaries stay in the L1/L2 cache
+STEP_CHUNK = 1 << 17   # values per chunk of an optimizer step: its temporaries stay in the L2 cache
+# (AlexNet's SGD step, 61M parameters, 2 threads: 34 ms with chunks of 16K values, 22 ms with 64K-256K)
 
 
 def sgd_step(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
