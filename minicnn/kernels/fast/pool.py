@@ -33,8 +33,10 @@ def _padded(x, g: PoolGeometry, value):
 
 
 def _scatter_windows(parts, g: PoolGeometry, dtype, xp, out=None):
-    """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index)`` (shape
+    """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index, target)`` (shape
     (N, C, Ho, Wo)) added through that offset's strided slice of a zero padded image, padding dropped.
+    ``target`` is that slice when the part may be written straight into it (then ``parts`` returns
+    None), else None.
 
     When the windows tile the image without overlapping (stride = kernel, no dilation: 2x2/2 pooling)
     each element belongs to one window at most, so every slice is simply written: no zero fill first
@@ -52,11 +54,13 @@ def _scatter_windows(parts, g: PoolGeometry, dtype, xp, out=None):
         dxpad[:, :, g.Ho * sh:] = 0             # rows and columns that no window reaches
         dxpad[:, :, :, g.Wo * sw:] = 0
         for index, rows, cols in g.offsets():
-            dxpad[:, :, rows, cols] = parts(index)
+            part = parts(index, dxpad[:, :, rows, cols])
+            if part is not None:
+                dxpad[:, :, rows, cols] = part
     else:
         dxpad.fill(0)
         for index, rows, cols in g.offsets():
-            dxpad[:, :, rows, cols] += parts(index)
+            dxpad[:, :, rows, cols] += parts(index, None)
     if padded:
         out[...] = dxpad[:, :, t:t + g.H, l:l + g.W]
     return out
@@ -153,8 +157,11 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
         won = np.empty(argmax[n0:n1].shape, dtype=bool)
         part = np.empty(grad[n0:n1].shape, dtype=grad.dtype)
 
-        def routed(index):
+        def routed(index, target):   # the gradient of the windows whose arg-max is this offset
             np.equal(argmax[n0:n1], index, out=won)
+            if target is not None:
+                np.multiply(grad[n0:n1], won, out=target)
+                return None
             return np.multiply(grad[n0:n1], won, out=part)
         _scatter_windows(routed, g._replace(N=n1 - n0), grad.dtype, np, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, np))
@@ -219,7 +226,7 @@ def avg_pool2d_backward(grad, cache: AvgPoolCache):
 
     def backward_slice(n0, n1):
         share = grad[n0:n1] / divisor
-        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+        _scatter_windows(lambda index, target: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, xp))
     return dx
 
@@ -353,6 +360,6 @@ def subsample_backward(grad, cache: SubsampleCache):
 
     def backward_slice(n0, n1):
         share = grad[n0:n1] * coeff[:, None, None]
-        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+        _scatter_windows(lambda index, target: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, xp))
     return dx, dcoeff, dbias
