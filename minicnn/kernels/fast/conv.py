@@ -29,6 +29,14 @@ flipped, transposed kernel ("full" correlation: pad by dilation*(k-1) - padding)
 but an im2col copy replaces col2im's kH*kW strided accumulations, which NumPy runs about three
 times more slowly per element (see ``dx_by_transposed_conv`` for when each is used).
 
+Routes on the CPU, chosen per call from the geometry (each tested against the textbook kernel):
+kernel taps that read only zero padding are cut off first (``crop_dead_taps``: a 3x3 kernel on a
+1x1 map keeps its centre); a kernel covering the whole input is a matrix product (``full_window``),
+a 1x1 kernel a batch of them (``pointwise``); tiny maps (2x2 under 3x3) use the unrolled weight
+(``unrolled.py``); small images with enough channels take channels-last columns (``im2col.py``);
+stride-1 layers with few channels take whole-row columns for dx, and for the smallest kernels the
+forward (``rows.py``); the rest the blocks above.
+
 ``cache`` (a ``ConvCache``) holds references to x and weight, not copies: do not modify them in
 place between forward and backward.
 """
