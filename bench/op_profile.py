@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="minicnn threads (default: as configured)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--batch-scale", type=int, default=None, help="multiply the batch (default: 1 on cpu, 4 on cuda)")
+    p.add_argument("--stat", choices=["mean", "median", "min"], default="mean",
+                   help="how the timed steps are summarised, per op and for the step (median or min on a busy machine)")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -103,13 +106,20 @@ def main(argv=None):
         loss.backward()
         opt.step()
 
+    summary = {"mean": statistics.fmean, "median": statistics.median, "min": min}[args.stat]
+    per_step = []                        # the ops' times of every timed step
+
     def run_steps():
-        sync()
-        t0 = time.perf_counter()
+        steps = []
         for _ in range(args.steps):
+            times.clear()
+            sync()
+            t0 = time.perf_counter()
             step()
-        sync()
-        return (time.perf_counter() - t0) / args.steps * 1e3
+            sync()
+            steps.append((time.perf_counter() - t0) * 1e3)
+            per_step.append(dict(times))
+        return summary(steps)
 
     for _ in range(3):
         step()
@@ -121,11 +131,13 @@ def main(argv=None):
     autograd.Function.apply = plain_apply
     for c in timed_classes:
         c.backward = plain_backward[c]
-    times.clear()
+    per_step.clear()
     total = run_steps()
-    per_op = {key: t / args.steps * 1e3 for key, t in times.items()}
+    keys = {key for times_of_step in per_step for key in times_of_step}
+    per_op = {key: summary([s.get(key, 0.0) for s in per_step]) * 1e3 for key in keys}
     print(f"{args.workload} ({spec['model']}, batch {spec['batch']}, {minicnn.get_num_threads()} minicnn threads): "
-          f"{total:.1f} ms per train step, mean of {args.steps}, on {args.device}"
+          f"{total:.1f} ms per train step, {args.stat} of {args.steps} (ops: {args.stat} of their time per step), "
+          f"on {args.device}"
           + (f" ({untimed:.1f} ms without the per-op synchronisations)" if args.device == "cuda" else "") + "\n")
     print("| op | forward ms | backward ms | share of the step |\n|---|---:|---:|---:|")
     names = sorted({name for name, _ in per_op}, key=lambda n: -(per_op.get((n, "forward"), 0)

@@ -29,12 +29,10 @@ import math
 import numbers
 from collections import defaultdict
 
-import numpy as np
-
 from .. import backend, kernels
 from ..autograd import Tensor, enable_grad
 from ..backend import get_array_module
-from ..kernels.fast import cuda as cuda_kernels
+from ..kernels.fast.misc import sgd_step as fast_sgd_step
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -248,15 +246,16 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         xp = get_array_module(p.data)
-        if xp is not np and kernels.mode() == "fast" and p.data.flags.c_contiguous and grad.flags.c_contiguous \
-                and grad.dtype == p.dtype:
-            # fast kernels on a GPU: one fused kernel instead of the four or five array operations below
+        if kernels.mode() == "fast" and p.data.flags.c_contiguous and grad.flags.c_contiguous \
+                and grad.dtype == p.dtype and get_array_module(grad) is xp:
+            # fast kernels: the array operations below in one pass (a fused kernel on a GPU, cache-sized
+            # chunks on the CPU), without temporaries the size of the parameter
             buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = xp.empty_like(p.data)
-            cuda_kernels.sgd_step(p.data, grad, buf, lr, momentum, dampening, weight_decay,
-                                  group["nesterov"], group["maximize"], first)
+            fast_sgd_step(p.data, grad, buf, lr, momentum, dampening, weight_decay,
+                          group["nesterov"], group["maximize"], first)
             return
         g = -grad if group["maximize"] else grad               # never modify grad itself
         if weight_decay != 0:

@@ -1,6 +1,8 @@
 """The fast kernels: the same functions as ``minicnn.kernels.textbook``, computing the same numbers,
-written for speed (minicnn's CPU threads, reused scratch buffers, channels-last gathers, shortcuts
-for 1x1 and whole-input convolutions, CuPy RawKernels on a GPU). Tested against the textbook set.
+written for speed (minicnn's CPU threads, arrays recycled from step to step and reused scratch
+buffers, channels-last and whole-row gathers, shortcuts for 1x1, whole-input and tiny-map
+convolutions and for kernel taps that read only padding, CuPy RawKernels on a GPU). Tested against
+the textbook set.
 """
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
 from .misc import (linear_backward, linear_forward, parameter_updates, relu_backward, relu_forward, scaled_tanh_backward,

@@ -14,7 +14,7 @@ the im2col copy read whole image rows (contiguous for stride 1), and makes every
 of rows contiguous.  The GEMM result is (O, N, Ho, Wo); it is copied into the NCHW output.
 
 Blocks.  The output is computed a block at a time (a few whole images, or a band of output rows
-of one big image), so that the block's column matrix (about 8 MB) stays in the CPU cache between
+of one big image), so that the block's column matrix (about 2 MB) stays in the CPU cache between
 the im2col copy and the GEMM that reads it, and its memory is reused.  When the block is part of
 one image the GEMM writes straight into the NCHW output.  Backward recomputes the columns block
 by block instead of keeping them from the forward pass (which would cost kH*kW times the input's
@@ -28,6 +28,14 @@ For stride 1 on the CPU, dx is usually computed instead as a convolution of the 
 flipped, transposed kernel ("full" correlation: pad by dilation*(k-1) - padding): the same numbers,
 but an im2col copy replaces col2im's kH*kW strided accumulations, which NumPy runs about three
 times more slowly per element (see ``dx_by_transposed_conv`` for when each is used).
+
+Routes on the CPU, chosen per call from the geometry (each tested against the textbook kernel):
+kernel taps that read only zero padding are cut off first (``crop_dead_taps``: a 3x3 kernel on a
+1x1 map keeps its centre); a kernel covering the whole input is a matrix product (``full_window``),
+a 1x1 kernel a batch of them (``pointwise``); tiny maps (2x2 under 3x3) use the unrolled weight
+(``unrolled.py``); small images with enough channels take channels-last columns (``im2col.py``);
+stride-1 layers with few channels take whole-row columns for dx, and for the smallest kernels the
+forward (``rows.py``); the rest the blocks above.
 
 ``cache`` (a ``ConvCache``) holds references to x and weight, not copies: do not modify them in
 place between forward and backward.
@@ -43,13 +51,18 @@ from ...checks import check_grad
 from ..geometry import ConvGeometry, conv_geometry
 from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
                      use_channels_last)
-from .memory import workspace
+from .memory import empty, workspace
+from . import rows, unrolled
 from .misc import channel_sums, matmul
-from .threads import batch_slices, parallel_map
+from .rows import ROWS_MAX_K_DX, ROWS_MAX_K_FORWARD, use_rows
+from .unrolled import use_unrolled
+from .threads import batch_slices, elementwise, parallel_map
 
 # The column matrix of one block of the output is kept near this size (bytes).  On the CPU that
-# keeps it in cache between im2col and the GEMM; on a GPU bigger blocks fill the device.
-CPU_CHUNK_BYTES = 8 << 20
+# keeps it in cache between im2col and the GEMM (the blocks of both threads together in the shared
+# L3: measured on LeNet's layers, 2 MB blocks are 10-20 % faster than 8 MB ones with 2 threads, and
+# no slower on 224x224 layers); on a GPU bigger blocks fill the device.
+CPU_CHUNK_BYTES = 2 << 20
 GPU_CHUNK_BYTES = 256 << 20
 MIN_GEMM_COLUMNS = 1024   # ... but at least this many output pixels per GEMM, when the batch allows
 MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands of rows
@@ -59,11 +72,14 @@ MIN_BAND_COLUMNS = 256    # ... and this many when one image is cut into bands o
 
 
 class ConvCache(NamedTuple):
-    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry."""
+    """What ``conv2d_backward`` needs: the inputs (references, not copies) and the geometry; the weight
+    cut to its live taps and, for tiny maps, the unrolled weight, when the forward pass made them."""
     x: object
     weight: object
     has_bias: bool
     geom: ConvGeometry
+    cropped: object = None
+    unrolled: object = None
 
 
 def output_blocks(xp, n_images, Ho, Wo, bytes_per_pixel, split_rows=True):
@@ -157,19 +173,29 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     """
     g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
     xp = get_array_module(x, weight, bias)
+    cache = ConvCache(x, weight, bias is not None, g)
+    g, weight, window = crop_dead_taps(g, weight)
+    if window is not None:
+        cache = cache._replace(cropped=weight)
     G, O = g.groups, g.O
     w3 = weight.reshape(G, O // G, (g.C // G) * g.kh * g.kw)
     if g.full_window:   # out = x (N, C*kH*kW) @ W^T, no columns to build
         out = matmul(x.reshape(g.N, g.C * g.H * g.W), w3[0].T).reshape(g.N, O, 1, 1)
         if bias is not None:
-            out += bias.reshape(O, 1, 1)
-        return out, ConvCache(x, weight, bias is not None, g)
-    out = xp.empty((g.N, O, g.Ho, g.Wo), dtype=x.dtype)
+            out.reshape(g.N, O)[...] += bias
+        return out, cache
+    if use_unrolled(xp, g):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
+        out, m = unrolled.forward(x, weight, bias, g)
+        return out, cache._replace(unrolled=m)
+    out = empty(xp, (g.N, O, g.Ho, g.Wo), x.dtype)
 
     def forward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads
         m = n1 - n0
         if g.pointwise:   # 1x1: out[n] = W @ x[n], a batch of GEMMs, no im2col at all
             xp.matmul(w3, x[n0:n1].reshape(m, G, g.C // G, g.H * g.W), out=out[n0:n1].reshape(m, G, O // G, g.H * g.W))
+        elif use_rows(xp, g, ROWS_MAX_K_FORWARD):   # few channels: whole-row columns, the bias added on the way out
+            rows.convolve_into(out[n0:n1], x[n0:n1], w3[0], bias, g, CPU_CHUNK_BYTES)
+            return
         else:
             _convolve_into(out[n0:n1], x[n0:n1], w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
         if bias is not None:
@@ -177,7 +203,44 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
 
     slices, heavy = _batch_slices(g, xp)
     parallel_map(forward_slice, slices, heavy)
-    return out, ConvCache(x, weight, bias is not None, g)
+    return out, cache
+
+
+def _live_taps(size, kernel, stride, pad, out_size):
+    """The kernel offsets [first, stop) that read the input itself (not only its padding) for at least
+    one output position (dilation 1); None if none does."""
+    live = [i for i in range(kernel) if i - pad + stride * (out_size - 1) >= 0 and i - pad <= size - 1]
+    return (live[0], live[-1] + 1) if live else None
+
+
+def crop_dead_taps(g: ConvGeometry, weight):
+    """``(g, weight, window)`` without the kernel rows and columns that read nothing but zero padding
+    (``weight`` None: the geometry and window only, no copy of the weight).
+
+    On small maps with padding, some kernel offsets never reach the image: a 3x3 kernel on a 1x1 map
+    (padding 1) reads only its centre, 4 of 9 taps of a 3x3/2 on a 2x2 map read the image (ResNet's
+    last stage on 32x32 inputs). Their products are all zero, so the convolution is the same with the
+    kernel cut to ``weight[:, :, i0:i1, j0:j1]`` (``window``) and the padding reduced to match
+    (never negative); their weight gradient is zero. Returns the arguments unchanged (``window``
+    None) when every tap is live, and for dilated kernels.
+    """
+    if g.dilation != (1, 1) or g.padding == ((0, 0), (0, 0)):
+        return g, weight, None
+    (pt, _), (pl, _) = g.padding
+    rows = _live_taps(g.H, g.kh, g.stride[0], pt, g.Ho)
+    cols = _live_taps(g.W, g.kw, g.stride[1], pl, g.Wo)
+    if rows is None or cols is None or (rows, cols) == ((0, g.kh), (0, g.kw)):
+        return g, weight, None
+    (i0, i1), (j0, j1) = rows, cols
+    kh, kw, top, left = i1 - i0, j1 - j0, pt - i0, pl - j0
+    bottom = max(0, (g.Ho - 1) * g.stride[0] + kh - g.H - top)    # (the same output size: see the tests)
+    right = max(0, (g.Wo - 1) * g.stride[1] + kw - g.W - left)
+    cropped = None
+    if weight is not None:
+        xp = get_array_module(weight)
+        cropped = empty(xp, (g.O, weight.shape[1], kh, kw), weight.dtype)
+        elementwise(xp.copyto, cropped, weight[:, :, i0:i1, j0:j1])   # (big weights: on minicnn's threads)
+    return g._replace(kh=kh, kw=kw, padding=((top, bottom), (left, right))), cropped, (i0, i1, j0, j1)
 
 
 def _flipped_transposed_weight(weight, groups):
@@ -229,10 +292,31 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
     The batch is cut into slices, one per CPU thread: each writes its part of dx and returns
     its part of dweight, and the parts are summed in slice order.
     """
-    x, weight, has_bias, g = cache
+    x, weight, has_bias, g, cropped, m = cache
     check_grad("conv2d_backward", grad_out, (g.N, g.O, g.Ho, g.Wo))
     xp = get_array_module(grad_out, x)
     grad_out = grad_out.astype(x.dtype, copy=False)
+    g, cut, window = crop_dead_taps(g, weight if cropped is None else None)
+    cropped = cut if cropped is None else cropped
+    if m is not None:
+        dx, dw, db = unrolled.backward(grad_out, x, m, g, need_x, need_w, need_b and has_bias)
+    else:
+        dx, dw, db = _conv2d_backward(grad_out, x, cropped, has_bias, g, need_x, need_w, need_b)
+    if window is not None and dw is not None:   # the taps that read only padding have zero gradient
+        i0, i1, j0, j1 = window
+        full = empty(xp, weight.shape, dw.dtype)
+
+        def expand(o0, o1):   # output channels o0:o1 (for big weights, on minicnn's threads)
+            full[o0:o1].fill(0)
+            full[o0:o1, :, i0:i1, j0:j1] = dw[o0:o1]
+        parallel_map(expand, batch_slices(g.O, xp, min_size=-(-(1 << 18) // max(1, weight[0].size))))
+        dw = full
+    return dx, dw, db
+
+
+def _conv2d_backward(grad_out, x, weight, has_bias, g, need_x, need_w, need_b):
+    """conv2d_backward's work, for the (possibly cropped) weight and geometry."""
+    xp = get_array_module(grad_out, x)
     need_b = need_b and has_bias
     if not (need_x or need_w) or g.full_window:
         db = channel_sums(grad_out) if need_b else None
@@ -243,7 +327,7 @@ def conv2d_backward(grad_out, cache: ConvCache, need_x=True, need_w=True, need_b
         dx = matmul(g2, w2).reshape(x.shape) if need_x else None
         dw = matmul(g2.T, x.reshape(g.N, g.C * g.H * g.W)).reshape(weight.shape) if need_w else None
         return dx, dw, db
-    dx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
+    dx = empty(xp, x.shape, x.dtype) if need_x else None
 
     def backward_slice(n0, n1):   # images n0:n1, on one of minicnn's CPU threads: (dweight, dbias) parts
         dw = _backward_slice(grad_out[n0:n1], x[n0:n1], weight, g._replace(N=n1 - n0),
@@ -321,6 +405,8 @@ def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):
         dcols = workspace(xp, "conv_cl_dcols", (g.N, g.Ho, g.Wo, g.kh, g.kw, C), x.dtype)
         xp.matmul(g2.T, channels_last_weight(w3, C, kernel), out=dcols.reshape(g.N * L, Kg))
         channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
+    elif need_x and use_rows(xp, g, ROWS_MAX_K_DX):   # few channels: dx from whole-row runs
+        rows.input_gradient_into(dx, grad_out, w3[0], g, CPU_CHUNK_BYTES)
     elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
         for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):
             dcols = workspace(xp, "conv_dcols", (G, Kg, (n1 - n0) * L), x.dtype)

@@ -13,7 +13,7 @@ from ...backend import get_array_module
 from ...checks import check_grad
 from ..geometry import check_batch_norm
 from . import cuda
-from .misc import channel_sums
+from .memory import empty
 from .threads import batch_slices, parallel_map
 
 # --------------------------------------------------------------------------- batch normalisation
@@ -38,6 +38,31 @@ def _per_channel(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+SHORT_MAP = 32   # per-channel maps of fewer values are processed as whole rows of channels (see _channel_views)
+
+
+def _channel_views(a):
+    """``(block, vector)`` for a C-contiguous (N, C, *) array: ``block(a, c0, c1)`` is channels c0:c1 as
+    a view, ``vector(v)`` shapes a per-channel vector of those channels to broadcast against it.
+
+    A per-channel vector broadcast against (N, C, H, W) makes NumPy's innermost loop H*W long: 4 values
+    on a 2x2 map, and such an operation is then several times slower than on one long run. For maps
+    shorter than ``SHORT_MAP`` the block is (N, channels*H*W) rows instead, and the vector each value
+    repeated H*W times (a short vector: made per call); else (N, channels, H*W) and a (channels, 1) vector.
+    """
+    N, C = a.shape[:2]
+    m = a.size // max(N * C, 1)
+    if m < SHORT_MAP:
+        return (lambda b, c0, c1: b.reshape(N, C * m)[:, c0 * m:c1 * m]), (lambda v: get_array_module(v).repeat(v, m))
+    return (lambda b, c0, c1: b.reshape(N, C, m)[:, c0:c1]), (lambda v: v.reshape(-1, 1))
+
+
+def _sums(block, channels):
+    """Per-channel sums of a ``_channel_views`` block: rows first (over N), then each channel's values."""
+    rows = block.sum(axis=0)
+    return rows.reshape(channels, rows.size // max(channels, 1)).sum(axis=1)
+
+
 def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training=True,
                        momentum=0.1, eps=1e-5):
     """Batch normalisation.  x (N, C) or (N, C, *): statistics per channel over every other axis.
@@ -58,26 +83,28 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     if xp is not np:   # CuPy: fused kernels (3 launches instead of some 25 small operations)
         return _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training, batch_stats,
                                        momentum, eps)
-    xhat, out = xp.empty_like(x), xp.empty_like(x)
+    x = xp.ascontiguousarray(x)
+    xhat, out = empty(xp, x.shape, x.dtype), empty(xp, x.shape, x.dtype)
     mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
     if not batch_stats:
         mean[...], var[...] = running_mean, running_var
+    block, vector = _channel_views(x)
 
     def normalise(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
-        xs, xh, o = x[:, c0:c1], xhat[:, c0:c1], out[:, c0:c1]
+        xs, xh, o = block(x, c0, c1), block(xhat, c0, c1), block(out, c0, c1)
         if batch_stats:
-            mean[c0:c1] = channel_sums(xs) / count
-        xp.subtract(xs, mean[c0:c1].reshape(shape), out=xh)                     # centred first:
-        if batch_stats:                                                        # a stable two-pass variance
-            var[c0:c1] = channel_sums(xp.multiply(xh, xh, out=o)) / count     # (out as scratch)
+            mean[c0:c1] = _sums(xs, c1 - c0) / count
+        xp.subtract(xs, vector(mean[c0:c1]), out=xh)                         # centred first:
+        if batch_stats:                                                     # a stable two-pass variance
+            var[c0:c1] = _sums(xp.multiply(xh, xh, out=o), c1 - c0) / count    # (out as scratch)
         inv_std[c0:c1] = 1.0 / xp.sqrt(var[c0:c1] + eps)
-        xh *= inv_std[c0:c1].reshape(shape)
+        xh *= vector(inv_std[c0:c1])
         if weight is not None:
-            xp.multiply(xh, weight[c0:c1].reshape(shape), out=o)
+            xp.multiply(xh, vector(weight[c0:c1]), out=o)
         else:
             o[...] = xh
         if bias is not None:
-            o += bias[c0:c1].reshape(shape)
+            o += vector(bias[c0:c1])
 
     per_channel = x.size // max(C, 1)
     parallel_map(normalise, batch_slices(C, xp, min_size=-(-MIN_SLICE_VALUES // max(1, per_channel))))
@@ -133,30 +160,33 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     xp = get_array_module(grad)
     if xp is not np and batch_stats:
         return _batch_norm_backward_gpu(grad, cache, need_x, need_w, need_b)
-    shape = _per_channel(xhat.ndim)
     C = xhat.shape[1]
     batch_dx = need_x and batch_stats          # this dx needs both sums below, whatever is asked
     want_gx = batch_dx or (need_w and weight is not None)
     want_g = batch_dx or (need_b and has_bias)
     sum_gx = xp.empty(C, dtype=xhat.dtype) if want_gx else None
     sum_g = xp.empty(C, dtype=xhat.dtype) if want_g else None
-    dx = xp.empty_like(xhat) if need_x else None
+    dx = empty(xp, xhat.shape, xhat.dtype) if need_x else None
     m = xhat.size // max(C, 1)
 
+    grad = xp.ascontiguousarray(grad)
+    block, vector = _channel_views(xhat)
+    inv_std = inv_std.reshape(-1)
+
     def backward_slice(c0, c1):   # channels c0:c1, on one of minicnn's CPU threads
-        g, xh = grad[:, c0:c1], xhat[:, c0:c1]
+        g, xh = block(grad, c0, c1), block(xhat, c0, c1)
         if want_gx:   # (dx's slice doubles as scratch for grad * xhat)
-            prod = xp.multiply(g, xh, out=dx[:, c0:c1]) if need_x else g * xh
-            sum_gx[c0:c1] = channel_sums(prod)
+            prod = xp.multiply(g, xh, out=block(dx, c0, c1)) if need_x else g * xh
+            sum_gx[c0:c1] = _sums(prod, c1 - c0)
         if want_g:
-            sum_g[c0:c1] = channel_sums(g)
+            sum_g[c0:c1] = _sums(g, c1 - c0)
         if need_x:
-            d = dx[:, c0:c1]
-            scale = inv_std[:, c0:c1] * weight[c0:c1].reshape(shape) if weight is not None else inv_std[:, c0:c1]
+            d = block(dx, c0, c1)
+            scale = vector(inv_std[c0:c1] * weight[c0:c1] if weight is not None else inv_std[c0:c1])
             if batch_stats:   # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), the means from the sums above
-                xp.multiply(xh, (sum_gx[c0:c1] / m).reshape(shape), out=d)
+                xp.multiply(xh, vector(sum_gx[c0:c1] / m), out=d)
                 xp.subtract(g, d, out=d)
-                d -= (sum_g[c0:c1] / m).reshape(shape)
+                d -= vector(sum_g[c0:c1] / m)
                 d *= scale
             else:
                 xp.multiply(g, scale, out=d)

@@ -21,7 +21,7 @@ from ...checks import channel_vector, check_grad
 from ..geometry import PoolGeometry, adaptive_output_size, avg_pool_divisor_override, pool_geometry
 from . import cuda
 from .im2col import pad2d
-from .memory import workspace
+from .memory import empty, workspace
 from .misc import channel_sums
 from .threads import batch_slices, parallel_map
 
@@ -33,8 +33,10 @@ def _padded(x, g: PoolGeometry, value):
 
 
 def _scatter_windows(parts, g: PoolGeometry, dtype, xp, out=None):
-    """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index)`` (shape
+    """Adjoint of reading windows: dx (N, C, H, W) = sum over offsets of ``parts(index, target)`` (shape
     (N, C, Ho, Wo)) added through that offset's strided slice of a zero padded image, padding dropped.
+    ``target`` is that slice when the part may be written straight into it (then ``parts`` returns
+    None), else None.
 
     When the windows tile the image without overlapping (stride = kernel, no dilation: 2x2/2 pooling)
     each element belongs to one window at most, so every slice is simply written: no zero fill first
@@ -45,18 +47,20 @@ def _scatter_windows(parts, g: PoolGeometry, dtype, xp, out=None):
     Hp, Wp = g.H + t + max(b, 0), g.W + l + max(r, 0)
     padded = (Hp, Wp) != (g.H, g.W)
     if out is None:
-        out = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+        out = empty(xp, (g.N, g.C, g.H, g.W), dtype)
     dxpad = workspace(xp, "pool_dxpad", (g.N, g.C, Hp, Wp), dtype) if padded else out
     tiled = (kh, kw) == (sh, sw) and (kh == 1 or dh == 1) and (kw == 1 or dw == 1)
     if tiled:
         dxpad[:, :, g.Ho * sh:] = 0             # rows and columns that no window reaches
         dxpad[:, :, :, g.Wo * sw:] = 0
         for index, rows, cols in g.offsets():
-            dxpad[:, :, rows, cols] = parts(index)
+            part = parts(index, dxpad[:, :, rows, cols])
+            if part is not None:
+                dxpad[:, :, rows, cols] = part
     else:
         dxpad.fill(0)
         for index, rows, cols in g.offsets():
-            dxpad[:, :, rows, cols] += parts(index)
+            dxpad[:, :, rows, cols] += parts(index, None)
     if padded:
         out[...] = dxpad[:, :, t:t + g.H, l:l + g.W]
     return out
@@ -95,8 +99,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         out, argmax = cuda.max_pool2d_forward(x, g)
         return out, MaxPoolCache(argmax, g)
     kk = g.kernel[0] * g.kernel[1]
-    out = np.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
-    argmax = np.empty((g.N, g.C, g.Ho, g.Wo), dtype=np.uint8 if kk <= 256 else np.int32)
+    out = empty(np, (g.N, g.C, g.Ho, g.Wo), x.dtype)
+    argmax = empty(np, (g.N, g.C, g.Ho, g.Wo), np.uint8 if kk <= 256 else np.int32)
     parallel_map(lambda n0, n1: _max_pool_into(out[n0:n1], argmax[n0:n1], x[n0:n1], g._replace(N=n1 - n0)),
                  _per_image_slices(g, np))
     return out, MaxPoolCache(argmax, g)
@@ -147,14 +151,17 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     xp = get_array_module(grad)
     if xp is not np:
         return cuda.max_pool2d_backward(grad, argmax, g)
-    dx = np.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+    dx = empty(np, (g.N, g.C, g.H, g.W), grad.dtype)
 
     def backward_slice(n0, n1):
         won = np.empty(argmax[n0:n1].shape, dtype=bool)
         part = np.empty(grad[n0:n1].shape, dtype=grad.dtype)
 
-        def routed(index):
+        def routed(index, target):   # the gradient of the windows whose arg-max is this offset
             np.equal(argmax[n0:n1], index, out=won)
+            if target is not None:
+                np.multiply(grad[n0:n1], won, out=target)
+                return None
             return np.multiply(grad[n0:n1], won, out=part)
         _scatter_windows(routed, g._replace(N=n1 - n0), grad.dtype, np, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, np))
@@ -200,7 +207,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         divisor = xp.full((g.Ho, g.Wo), divisor_override, dtype=x.dtype)
     else:
         divisor = _avg_pool_divisor(xp, g, count_include_pad, x.dtype)
-    out = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    out = empty(xp, (g.N, g.C, g.Ho, g.Wo), x.dtype)
 
     def forward_slice(n0, n1):
         gs = g._replace(N=n1 - n0)
@@ -215,11 +222,11 @@ def avg_pool2d_backward(grad, cache: AvgPoolCache):
     divisor, g = cache
     check_grad("avg_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     xp = get_array_module(grad)
-    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+    dx = empty(xp, (g.N, g.C, g.H, g.W), grad.dtype)
 
     def backward_slice(n0, n1):
         share = grad[n0:n1] / divisor
-        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+        _scatter_windows(lambda index, target: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, xp))
     return dx
 
@@ -327,8 +334,8 @@ def subsample_forward(x, coeff, bias=None, kernel=2, stride=2):
     channel_vector("subsample", "coeff", coeff, g.C, x)
     channel_vector("subsample", "bias", bias, g.C, x)
     xp = get_array_module(x)
-    sums = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
-    out = xp.empty_like(sums)
+    sums = empty(xp, (g.N, g.C, g.Ho, g.Wo), x.dtype)
+    out = empty(xp, sums.shape, x.dtype)
 
     def forward_slice(n0, n1):
         window_sum(x[n0:n1], g._replace(N=n1 - n0), out=sums[n0:n1])
@@ -349,10 +356,10 @@ def subsample_backward(grad, cache: SubsampleCache):
     xp = get_array_module(grad)
     dcoeff = channel_sums(grad * sums)
     dbias = channel_sums(grad) if has_bias else None
-    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+    dx = empty(xp, (g.N, g.C, g.H, g.W), grad.dtype)
 
     def backward_slice(n0, n1):
         share = grad[n0:n1] * coeff[:, None, None]
-        _scatter_windows(lambda index: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
+        _scatter_windows(lambda index, target: share, g._replace(N=n1 - n0), grad.dtype, xp, out=dx[n0:n1])
     parallel_map(backward_slice, _per_image_slices(g, xp))
     return dx, dcoeff, dbias

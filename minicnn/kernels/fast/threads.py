@@ -187,6 +187,9 @@ def _worker_loop():
             box.extend((_FAILED, exc))
         finally:
             done.release()
+            # Drop the job while waiting for the next: its closure holds the kernel's arrays, which
+            # would otherwise stay alive (and their memory unrecyclable) until the next parallel kernel.
+            del fn, s, done, box
 
 
 def _run_marked(fn, s):
