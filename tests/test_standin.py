@@ -1,0 +1,45 @@
+"""The CUDA path on a machine without a GPU: every test selected by ``-k "cuda or gpu"`` runs in a
+child pytest under the strict CuPy stand-in ``fakecupy`` (``../shared/tools/fakecupy``, or
+``$FAKECUPY_DIR``), which refuses what real CuPy refuses (implicit host copies, NumPy/CuPy mixing,
+API CuPy 14 lacks) and runs our RawKernels as C++.
+
+A pass is a smoke test of the CuPy code paths (argument marshalling, dtypes, no hidden NumPy
+calls), not proof: cuBLAS, CuPy's own kernels, atomics and speed are only checked on a real GPU
+(``../shared/gpu/check.sh``, results in ``bench/RESULTS-gpu.md``). This file's names avoid "cuda"
+and "gpu" so that the child's selection does not pick it up again.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+STANDIN = os.path.abspath(os.environ.get("FAKECUPY_DIR") or os.path.join(REPO, "..", "shared", "tools", "fakecupy"))
+REQUIRE = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# every RawKernel minicnn has; each must have been launched at least once by the device tests
+KERNELS = ("im2col_kernel", "col2im_kernel", "max_pool_fwd_kernel", "max_pool_bwd_kernel", "bn_partial_sums",
+           "bn_stats", "bn_apply", "bn_grad_partial_sums", "bn_grad_sums", "bn_grad_input", "sgd_step")
+
+
+def test_the_device_tests_pass_on_the_cupy_standin():
+    if not os.path.isdir(STANDIN):
+        message = f"the CuPy stand-in is not at {STANDIN} (set FAKECUPY_DIR)"
+        if REQUIRE:
+            pytest.fail(message + " (CI=true)", pytrace=False)
+        pytest.skip(message)
+    env = dict(os.environ, PYTHONPATH=STANDIN + os.pathsep + REPO, FAKECUPY_API=os.path.join(STANDIN, "api14.json"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "fakereport", "-p", "no:cacheprovider",
+                           "-k", "cuda or gpu", HERE], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    passed = re.search(r"(\d+) passed", out)
+    assert passed and int(passed.group(1)) >= 300, out[-3000:]         # 319 when this was written
+    assert "failed" not in out.splitlines()[-1], out[-3000:]
+    launches = re.search(r"RawKernel launches: (\{.*\})", out)
+    assert launches, out[-3000:]
+    missing = [k for k in KERNELS if f"'{k}'" not in launches.group(1)]
+    assert not missing, f"never launched under the stand-in: {missing}\n{launches.group(0)}"
