@@ -614,10 +614,12 @@ def parent_main(args) -> int:
 
     markdown = render_markdown(report)
     print(markdown)
+    sys.path.insert(0, str(REPO_ROOT))
+    from minicnn.fileio import atomic_write_text      # a killed run never leaves half a results file
     for path, text in ((args.markdown, markdown + "\n"), (args.json, json.dumps(report, indent=1) + "\n")):
         if path:
             try:
-                Path(path).write_text(text)
+                atomic_write_text(path, text)
             except OSError as exc:
                 raise BenchError(f"cannot write {path}: {exc.strerror or exc} (the results are printed above; "
                                  "choose another path)") from exc

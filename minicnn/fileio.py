@@ -10,6 +10,7 @@ process is gone.  Standard library only, so every layer may use it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -25,7 +26,10 @@ def atomic_write(path, write, mode="wb"):
     folder = os.path.dirname(os.path.abspath(path))
     tmp, stage = None, "folder"
     try:
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:      # the folder's name is taken by a file: say what is wrong with it
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), folder) from None
         stage = "file"
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=folder)
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600 files; give the usual permissions

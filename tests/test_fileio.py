@@ -70,3 +70,13 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_version(tmp_path):
         atomic_write(path, full)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
     assert path.read_text() == "epoch\n1\n" and os.listdir(tmp_path) == ["metrics.csv"]
+
+
+def test_a_folder_whose_name_is_a_file_is_reported_as_not_a_directory(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(NotADirectoryError) as info:
+        atomic_write_text(tmp_path / "taken" / "out.json", "{}")
+    assert info.value.errno == errno.ENOTDIR and info.value.filename == str(tmp_path / "taken")
+    atomic_write_text(tmp_path / "new" / "deeper" / "out.json", "{}")        # missing folders are made
+    assert (tmp_path / "new" / "deeper" / "out.json").read_text() == "{}"
+    assert sorted(os.listdir(tmp_path)) == ["new", "taken"]
