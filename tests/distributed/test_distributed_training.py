@@ -91,7 +91,7 @@ def test_a_rank_that_hangs_times_the_others_out(tmp_path):
                           cwd=tmp_path, env_extra={"MINICNN_DIST_TIMEOUT": "2"}, timeout=90)
     assert proc.returncode == 1 and seconds < 30, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "minicnn.train: error" in line]
-    assert len(errors) == 1 and "rank 0 of 2 got no answer from the other processes within 2 s" in errors[0]
+    assert len(errors) == 1 and "rank 0 of 2 got no answer from the other processes within 2 s" in errors[0], (seconds, proc.stdout, proc.stderr)
 
 
 def test_ctrl_c_stops_every_rank_and_says_how_to_resume_the_job(tmp_path):
