@@ -178,6 +178,11 @@ def load(path) -> dict:
         _fail(path, "is a folder, not a checkpoint file", "Pass a .npz file such as last.npz inside it.")
     if os.path.getsize(path) == 0:
         _fail(path, "the file is empty", _CORRUPT_ADVICE)
+    with open(path, "rb") as f:
+        start = f.read(4)
+    if start not in (b"PK\x03\x04", b"PK\x05\x06"):          # np.load would take anything else for a pickle
+        _fail(path, "not a minicnn checkpoint (not an .npz file: it does not start as a zip archive does)",
+              "Pass a last.npz or best.npz written by `python -m minicnn.train`.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)

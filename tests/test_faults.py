@@ -113,6 +113,18 @@ def test_damaged_checkpoints_are_refused_with_the_file_named(tmp_path, damage):
     assert "--resume" not in str(err.value)                 # predict has no --resume
 
 
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"\x93NUMPY\x01\x00", b"\x80\x04K\x01."],
+                         ids=["text", "npy", "pickle"])
+def test_a_file_that_is_no_npz_is_not_a_checkpoint_and_pickle_is_never_suggested(tmp_path, content):
+    path = tmp_path / "passwd"
+    path.write_bytes(content)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load(path)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {path}: not a minicnn checkpoint (not an .npz file"), message
+    assert "pickle" not in message and "allow_pickle" not in message
+
+
 # --------------------------------------------------------------------------- corrupt IDX files
 
 def idx_bytes(array):
