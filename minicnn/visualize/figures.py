@@ -262,6 +262,7 @@ def im2col_figure(channels: int = 1, size: int = 4, kernel: int = 3, stride: int
         ax.set_xlim(0, side)
         ax.set_ylim(side, 0)
         ax.set_aspect("equal")
+        ax.set_anchor("N")          # at the top, level with the matrix, not centred below the title
         _off(ax)
         ax.set_title(f"channel {c}" + (f"\n(padding {padding})" if padding else ""), fontsize=9)
     ax = fig.add_subplot(grid[0, channels])
@@ -275,6 +276,7 @@ def im2col_figure(channels: int = 1, size: int = 4, kernel: int = 3, stride: int
     ax.set_xlim(0, L)
     ax.set_ylim(R, 0)
     ax.set_aspect("equal")
+    ax.set_anchor("N")
     ax.set_xticks(np.arange(L) + 0.5)
     ax.set_xticklabels([f"{k // Wo},{k % Wo}" for k in range(L)], fontsize=7, rotation=90 if L > 9 else 0)
     ax.set_yticks(np.arange(R) + 0.5)
