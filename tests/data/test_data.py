@@ -6,6 +6,7 @@ The real files are found through $MINICNN_DATA (set by .ci/run), else
 import gzip
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -376,8 +377,12 @@ def test_gunzipped_idx_files_are_accepted_and_checked(real_data, tmp_path):
     folder = tmp_path / 'mnist'
     folder.mkdir()
     for name in ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'):
-        with gzip.open(os.path.join(real_data, 'mnist', name + '.gz'), 'rb') as src:
-            (folder / name).write_bytes(src.read())
+        source = os.path.join(real_data, 'mnist', name)
+        if os.path.isfile(source + '.gz'):
+            with gzip.open(source + '.gz', 'rb') as src:
+                (folder / name).write_bytes(src.read())
+        else:                                                  # the real data are kept gunzipped already
+            shutil.copyfile(source, folder / name)
     ds = MNIST(root=tmp_path, train=False, download=False)
     reference = MNIST(train=False, download=False)
     assert ds.root == str(folder)

@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import REPO, dataset_dir, needs_mnist
+from conftest import DATA_ROOT, REPO, REQUIRE_DATA, dataset_dir
 
 from minicnn import checkpoint
 from minicnn.data import (CIFAR10, MNIST, ChecksumError, DataError, DataLoader, DatasetNotFoundError,
@@ -41,6 +41,22 @@ def real_mnist_dir():
     Not read from the environment here: ``isolated`` below takes MINICNN_DATA away."""
     d = dataset_dir('mnist')
     return d if d and all(os.path.isfile(os.path.join(d, f)) for f in T10K) else None
+
+
+@pytest.fixture
+def mnist_gz():
+    """The real MNIST t10k files as published (.gz): these tests serve or look them up, and the
+    published MD5s are those of the .gz files. Skipped without them (a failure under CI=true)."""
+    folder = real_mnist_dir()
+    if folder is None:
+        message = (f"the published MNIST t10k .gz files are not in {os.path.join(DATA_ROOT, 'mnist')}: "
+                   "set MINICNN_DATA to a folder holding mnist/ as downloaded")
+        (pytest.fail if REQUIRE_DATA else pytest.skip)(message)
+    return folder
+
+
+#: For the tests that need :func:`mnist_gz` without using its value.
+needs_mnist = pytest.mark.usefixtures("mnist_gz")
 
 
 def md5_of(path):
