@@ -64,8 +64,8 @@ def small_padded_maps(draw):
     k = draw(st.integers(1, 5))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     pads = tuple(draw(st.integers(0, k - 1)) for _ in range(4))
-    h = draw(st.integers(max(1, k - pads[0] - pads[1]), 4))
-    w = draw(st.integers(max(1, k - pads[2] - pads[3]), 4))
+    low_h, low_w = max(1, k - pads[0] - pads[1]), max(1, k - pads[2] - pads[3])    # the kernel must fit
+    h, w = draw(st.integers(low_h, max(low_h, 4))), draw(st.integers(low_w, max(low_w, 4)))
     c, o = draw(st.integers(1, 20)), draw(st.integers(1, 6))
     return (draw(st.integers(1, 5)), c, h, w), (o, c, k, k), stride, ((pads[0], pads[1]), (pads[2], pads[3]))
 
