@@ -11,7 +11,7 @@ and the multiply-adds of both models and flags any difference.
 Only ``torch`` is needed (and minicnn for LeNet-5's C3 table with ``c3_table=True``).
 Initialisation does not matter for timing and is PyTorch's default (except BatchNorm's, which
 is PyTorch's default too: weight 1, bias 0). The state_dict keys are minicnn's, so
-``tests/test_weights_torch.py`` also uses these models as the source of torchvision-layout weights.
+``tests/onnx_export/test_interchange.py`` also uses these models as the source of torchvision-layout weights.
 """
 from __future__ import annotations
 

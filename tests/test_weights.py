@@ -1,8 +1,9 @@
 """safetensors weights without PyTorch: minicnn -> file -> minicnn round trips (exact), the checks
 ``load_weights`` makes (keys, shapes, dtypes, damaged files) and timm's VGG names.
 
-The comparisons with PyTorch models are in ``test_weights_torch.py``; the big models (AlexNet,
-VGG) are covered there and in ``test_onnx_models.py``, whose fixtures build each of them once.
+The comparisons with PyTorch models (weights in through a torchvision-layout file, ONNX out
+through onnxruntime, every architecture) are in ``tests/onnx_export/test_interchange.py``, whose
+fixtures build each model once.
 """
 import json
 import os
