@@ -395,7 +395,7 @@ class Module:
 
         Values are copied into the existing arrays, so they keep the module's device and dtype
         and optimizers stay valid.  With ``strict=True`` the keys must match exactly; shapes must
-        always match.  Every problem is checked before anything is copied, and reported at once
+        always match (as in PyTorch, a one-element array may fill a scalar).  Every problem is checked before anything is copied, and reported at once
         in a ``StateDictError`` (a ``RuntimeError`` and ``ValueError``).  Returns
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
@@ -409,7 +409,10 @@ class Module:
             if key in state_dict:
                 value = state_dict[key]
                 value = value.data if isinstance(value, Tensor) else value
-                sources[key] = value if hasattr(value, "shape") else np.asarray(value)   # lists, scalars
+                value = value if hasattr(value, "shape") else np.asarray(value)          # lists, scalars
+                if own[key].ndim == 0 and tuple(value.shape) == (1,):
+                    value = value.reshape(())    # as PyTorch: one value fills a scalar (PyTorch 0.3's files)
+                sources[key] = value
 
         errors = []
         if strict and unexpected:

@@ -844,3 +844,21 @@ def test_load_state_dict_without_num_batches_tracked():
     np.testing.assert_array_equal(bn.running_mean.numpy(), [0, 1, 2])
     with pytest.raises(ValueError, match='Missing key.*"running_var"'):
         bn.load_state_dict({k: v for k, v in sd.items() if k != "running_var"})
+
+
+def test_a_one_element_array_fills_a_scalar_as_in_pytorch():
+    """PyTorch loads a (1,)-shaped value into a 0-d buffer (files from PyTorch 0.3 keep
+    ``num_batches_tracked`` so); any other shape for a scalar is still a size mismatch."""
+    bn = nn.BatchNorm2d(3)
+    sd = bn.state_dict()
+    sd["num_batches_tracked"] = np.array([7], dtype=np.int64)
+    bn.load_state_dict(sd)
+    assert bn.num_batches_tracked.shape == () and int(bn.num_batches_tracked.item()) == 7
+    sd["num_batches_tracked"] = np.array([7, 8], dtype=np.int64)
+    with pytest.raises(ValueError, match=r'size mismatch for "num_batches_tracked": the model expects shape \(\), '
+                                         r"the state_dict has shape \(2,\)"):
+        bn.load_state_dict(sd)
+    sd = bn.state_dict()
+    sd["running_mean"] = np.zeros((1,), dtype=np.float32)          # not a scalar: no such rule
+    with pytest.raises(ValueError, match='size mismatch for "running_mean"'):
+        bn.load_state_dict(sd)
