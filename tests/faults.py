@@ -15,7 +15,8 @@ minicnn itself holds no test hook. FAULT is one of:
   hang-step:EPOCH:STEP    sleep for an hour there (a process that hangs)
   interrupt-step:EPOCH:STEP  raise KeyboardInterrupt there (Ctrl-C)
   kill-write:NAME:N       SIGKILL inside the N-th atomic write of a file named NAME (checkpoint,
-                          metrics.csv, config.json, curves.png, a download): after part of the new
+                          metrics.csv, config.json, curves.png, a download, a safetensors or ONNX
+                          file, a visualize figure): after part of the new
                           content went into the temporary file, before the rename
   enospc-write:NAME:N     that write fails with OSError(ENOSPC), as on a full disk
   readonly:FOLDER         creating a folder or a file under FOLDER fails with OSError(EROFS), as on a
@@ -100,6 +101,11 @@ def install(fault: str, patch=setattr) -> None:
             return original_write(path, write, mode)
         for module in (fileio, checkpoint, download):       # each holds its own reference
             patch(module, "atomic_write", atomic_write)
+        for optional in ("minicnn.weights", "minicnn.onnx_export.graph", "minicnn.visualize.figures"):
+            try:                                              # (they import safetensors, onnx, matplotlib lazily)
+                patch(importlib.import_module(optional), "atomic_write", atomic_write)
+            except ImportError:
+                pass
     elif kind == "readonly":
         folder = os.path.abspath(where)
         original_mkdir, original_mkstemp = os.mkdir, tempfile.mkstemp

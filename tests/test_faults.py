@@ -402,3 +402,35 @@ def test_kill_9_inside_a_download_and_the_next_look_up_cleans_up(tmp_path, monke
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --------------------------------------------------------------------------- kill -9 in the other writers
+
+WRITERS = {     # file name -> a program that writes it (each one a different model, so new bytes)
+    "w.safetensors": "import minicnn\nfrom minicnn import architectures\n"
+                     "minicnn.manual_seed({seed})\n"
+                     "minicnn.save_weights(architectures.get('lenet5', num_classes=10), 'w.safetensors')\n",
+    "m.onnx": "import minicnn\nfrom minicnn import architectures\n"
+              "minicnn.manual_seed({seed})\n"
+              "minicnn.onnx.export(architectures.get('lenet5', num_classes=10), minicnn.zeros(1, 1, 32, 32), 'm.onnx')\n",
+    "im2col.png": "import sys\nfrom minicnn.visualize import command\n"
+                  "sys.argv = ['visualize', 'lenet5', '--kinds', 'im2col', '--im2col', '1,{size},3,1,0', '--out', '.']\n"
+                  "command.main()\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_kill_9_inside_a_weights_onnx_or_figure_write_keeps_the_old_file(tmp_path, name):
+    """safetensors, ONNX and visualize's figures are written through ``atomic_write`` as checkpoints
+    are: a kill -9 halfway through leaves the old file whole and one temporary named after it."""
+    pytest.importorskip({"w.safetensors": "safetensors", "m.onnx": "onnx", "im2col.png": "matplotlib"}[name])
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    first = subprocess.run([sys.executable, "-c", WRITERS[name].format(seed=0, size=4)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    old = (tmp_path / name).read_bytes()
+    proc = run_with_fault(f"kill-write:{name}:1", [], tmp_path, how="-c", target=WRITERS[name].format(seed=1, size=5))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (tmp_path / name).read_bytes() == old
+    left = temporaries(tmp_path)
+    assert len(left) == 1 and left[0].startswith(f".{name}.") and left[0].endswith(".tmp"), left
