@@ -141,6 +141,29 @@ def test_two_runs_started_in_the_same_second_get_a_folder_each(tmp_path, monkeyp
     assert os.path.isdir(first) and os.path.isdir(second)          # created, not only named
 
 
+RACER = """
+import os, sys, time
+from minicnn import training
+training.state.time.strftime = lambda fmt: "20250101-120000"       # every process in the same second
+while not os.path.exists("go"):                                     # start together
+    time.sleep(0.001)
+print("\\n".join(training.default_out_dir("lenet5") for _ in range(5)))
+"""
+
+
+def test_processes_racing_for_run_folders_get_one_each(tmp_path):
+    """Four processes make five run folders each at once, all in the same second: twenty folders."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    racers = [subprocess.Popen([sys.executable, "-c", RACER], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(1.0)                                                 # every racer imported minicnn and waits
+    (tmp_path / "go").touch()
+    outputs = [racer.communicate(timeout=60) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), [err for _, err in outputs]
+    folders = [line for out, _ in outputs for line in out.split()]
+    assert len(folders) == 20 and len(set(folders)) == 20, folders
+    assert sorted(os.listdir(tmp_path / "runs")) == sorted(os.path.basename(f) for f in folders)
+
 @needs_mnist
 def test_quick_run_learns_and_writes_its_files(quick_run):
     run_dir, proc = quick_run
