@@ -99,7 +99,8 @@ def test_ctrl_c_stops_every_rank_and_says_how_to_resume_the_job(tmp_path):
                           cwd=tmp_path, timeout=90)
     assert proc.returncode == 130 and seconds < 30, proc.stdout + proc.stderr
     assert ("interrupted during epoch 2. The last checkpoint is run/last.npz (after epoch 1).\n"
-            "Resume with: mpiexec -n 2 python -m minicnn.train lenet5 --resume run --distributed") in proc.stderr
+            "Resume with: mpiexec -n 2 python -m minicnn.train lenet5 --resume run --distributed") in proc.stderr, \
+        (seconds, proc.stdout, proc.stderr)
     assert proc.stderr.count("interrupted during epoch") == 1                # rank 0 alone says it
     assert [r["epoch"] for r in metrics(tmp_path / "run")] == ["1"]
 
