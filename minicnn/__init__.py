@@ -19,6 +19,7 @@ __version__ = "0.1.0"          # first, so that submodules can read it while the
 
 from .backend import cuda_available, manual_seed
 from .kernels.fast.threads import get_num_threads, set_num_threads
+from .kernels.fast.memory import release_memory
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .ops import (arange, as_tensor, cat, from_numpy, full, maximum, minimum, ones, ones_like, rand, randn, stack,
                   tensor, where, zeros, zeros_like)
@@ -38,6 +39,6 @@ __all__ = [
     "Tensor", "Function", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like",
     "rand", "randn", "arange", "cat", "stack", "where", "maximum", "minimum", "no_grad", "enable_grad",
     "is_grad_enabled", "gradcheck", "GradcheckError", "summary", "manual_seed", "cuda_available", "get_num_threads",
-    "set_num_threads", "functional", "nn", "optim", "data", "architectures", "distributed", "float16", "float32", "float64",
+    "set_num_threads", "release_memory", "functional", "nn", "optim", "data", "architectures", "distributed", "float16", "float32", "float64",
     "int32", "int64", "bool_", "save_weights", "load_weights", "read_weights", "onnx",
 ]

@@ -206,7 +206,8 @@ class Optimizer:
                     if tuple(value.shape) != tuple(p.shape):
                         raise ValueError(f"{self._name}.load_state_dict: state {name!r} of parameter {key} has "
                                          f"shape {tuple(value.shape)}, the parameter has shape {tuple(p.shape)}")
-                    value = backend.to_device(value, p.device).astype(p.dtype, copy=True)
+                    value = backend.to_device(value, p.device).astype(p.dtype, order="C", copy=True)  # (a
+                    # foreign buffer may be strided, e.g. a channels-last one: ours are C-contiguous)
                 new_state[p][name] = value
         # Everything checked: now change the optimizer.
         self.state = new_state
@@ -246,11 +247,12 @@ class SGD(Optimizer):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
         xp = get_array_module(p.data)
+        buf = state.get("momentum_buffer")
         if kernels.mode() == "fast" and p.data.flags.c_contiguous and grad.flags.c_contiguous \
-                and grad.dtype == p.dtype and get_array_module(grad) is xp:
+                and grad.dtype == p.dtype and get_array_module(grad) is xp \
+                and (buf is None or (buf.flags.c_contiguous and buf.dtype == p.dtype)):
             # fast kernels: the array operations below in one pass (a fused kernel on a GPU, cache-sized
             # chunks on the CPU), without temporaries the size of the parameter
-            buf = state.get("momentum_buffer")
             first = momentum != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = xp.empty_like(p.data)

@@ -20,6 +20,7 @@ from .. import functional as F
 from ..architectures.googlenet import googlenet_loss
 from ..autograd import Tensor, no_grad
 from ..distributed import DistributedDataParallel
+from ..kernels.fast.memory import release_memory
 from .state import epoch_seed
 
 
@@ -152,7 +153,8 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
     shuffling from ``(seed, epoch)``, so a run continued at ``start_epoch`` (with the model,
     optimizer and scheduler state saved after the epoch before) repeats the uninterrupted one.
     ``history`` (the rows of earlier epochs) is extended in place. ``on_epoch_end(row, history)``
-    is called after each epoch (the command line writes its checkpoints and metrics there).
+    is called after each epoch (the command line writes its checkpoints and metrics there). On return
+    the fast kernels' free recycled arrays go back to malloc (``minicnn.release_memory()``).
 
     Data-parallel (a ``DistributedDataParallel`` model, on every process): the rows are the whole
     job's, the same on every rank; rank ``r``'s generator is seeded from ``(seed, epoch, r)``.
@@ -174,4 +176,5 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
                             test_acc=test_acc, seconds=time.perf_counter() - t0, images_per_s=speed))
         if on_epoch_end is not None:
             on_epoch_end(history[-1], history)
+    release_memory()                  # the recycled arrays of the last steps: training is over
     return history

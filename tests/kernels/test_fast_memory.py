@@ -114,7 +114,7 @@ def _plain_sgd(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maxim
 
 
 @settings(max_examples=40)
-@given(st.integers(1, 5000), st.sampled_from([0.0, 0.9]), st.sampled_from([0.0, 0.3]), st.sampled_from([0.0, 1e-2]),
+@given(st.integers(0, 5000), st.sampled_from([0.0, 0.9]), st.sampled_from([0.0, 0.3]), st.sampled_from([0.0, 1e-2]),
        st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
 def test_sgd_step_in_chunks_equals_the_plain_numpy_step(size, momentum, dampening, weight_decay, nesterov, maximize,
                                                         dtype, seed):
@@ -168,3 +168,49 @@ def test_free_memory_beyond_the_cap_is_given_back_at_a_miss(pool, monkeypatch):
     assert free_mb <= 4 + 1.01           # at most the cap, plus the last buffer
     kept = pool.empty(np, (1009, 256), np.float32)     # the most recent size is still there
     assert _address(kept) in {e[0].__array_interface__["data"][0] + e[1] for e in memory._pool[1009 * 256 * 4]}
+
+
+def test_sgd_steps_an_empty_parameter_in_both_kernel_sets():
+    for mode in ("textbook", "fast"):
+        with kernels.use(mode):
+            p = minicnn.nn.Parameter(np.zeros((0, 3), np.float32))
+            p.grad = np.zeros((0, 3), np.float32)
+            opt = optim.SGD([p], lr=0.1, momentum=0.9)
+            opt.step()
+            opt.step()
+            assert p.shape == (0, 3)
+
+
+def test_sgd_keeps_updating_a_loaded_momentum_buffer_that_was_strided():
+    """A momentum buffer from outside (e.g. a channels-last PyTorch weight's) may not be C-contiguous:
+    it is stored contiguous, so the fast step updates it in place as the plain step does."""
+    results = {}
+    for mode in ("textbook", "fast"):
+        with kernels.use(mode):
+            w = minicnn.nn.Parameter(np.full((3, 4, 5, 5), 1.0, np.float32))
+            opt = optim.SGD([w], lr=0.1, momentum=0.9)
+            state = opt.state_dict()
+            state["state"] = {0: {"momentum_buffer": np.asfortranarray(np.ones((3, 4, 5, 5), np.float32))}}
+            opt.load_state_dict(state)
+            for _ in range(3):
+                w.grad = np.ones((3, 4, 5, 5), np.float32)
+                opt.step()
+            results[mode] = (w.data.copy(), np.array(opt.state[w]["momentum_buffer"]))
+    for got, want in zip(results["fast"], results["textbook"]):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(results["fast"][1], 0.9 ** 3 + 0.9 ** 2 + 0.9 + 1, rtol=1e-6)    # 3.439
+
+
+def test_the_pool_tracks_a_bounded_number_of_buffers(monkeypatch):
+    """Arrays a caller keeps (features collected over a dataset) stay tracked until the cap; past it
+    new ones are plain arrays, so a miss never scans an unbounded pool; memory is released on demand."""
+    memory.release_memory()
+    monkeypatch.setattr(memory, "POOL_MAX_ENTRIES", memory._pool_state["entries"] + 20)
+    kept = [memory.empty(np, (memory.POOL_MIN_BYTES // 4,), np.float32) for _ in range(50)]
+    assert memory._pool_state["entries"] == memory.POOL_MAX_ENTRIES
+    assert sum(len(e) for e in memory._pool.values()) == memory._pool_state["entries"]
+    assert all(a.shape == (memory.POOL_MIN_BYTES // 4,) and a.dtype == np.float32 for a in kept)
+    del kept
+    gc.collect()
+    assert minicnn.release_memory() >= 20 * memory.POOL_MIN_BYTES
+    assert sum(len(e) for e in memory._pool.values()) == memory._pool_state["entries"]

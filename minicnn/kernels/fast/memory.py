@@ -51,7 +51,10 @@ POOL_MIN_BYTES = 128 << 10    # smaller arrays come from np.empty (glibc's heap 
 ALIGNMENT = 64                # bytes: a cache line, and the width of an AVX-512 register
 _pool_lock = threading.Lock()
 _pool = {}                    # nbytes -> list of [buffer, offset, last use]; a buffer is free when only the pool holds it
-_pool_state = {"clock": 0, "bytes": 0}
+_pool_state = {"clock": 0, "bytes": 0, "entries": 0}
+POOL_MAX_ENTRIES = 1024       # buffers tracked at most (a ResNet-50 train step uses about 160): past this,
+                              # e.g. while a caller keeps thousands of outputs, new arrays are plain np.empty,
+                              # which bounds the cost of a miss (it looks at every buffer)
 
 
 def _refs(entries, i):
@@ -80,11 +83,15 @@ def empty(xp, shape, dtype):
         _pool_state["clock"] += 1
         entry = _free_entry(nbytes) or _best_fit(nbytes)
         if entry is None:
-            _make_room(nbytes)
+            if _pool_state["entries"] < POOL_MAX_ENTRIES or _pool_state["clock"] % 256 == 0:
+                _make_room(nbytes)
+            if _pool_state["entries"] >= POOL_MAX_ENTRIES:
+                return np.empty(shape, dtype=dtype)
             raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)     # the owner: its views count as its references
             entry = [raw, -raw.ctypes.data % ALIGNMENT, 0]
             _pool.setdefault(nbytes, []).append(entry)
             _pool_state["bytes"] += nbytes
+            _pool_state["entries"] += 1
         entry[2] = _pool_state["clock"]
         buffer, start = entry[0], entry[1]
         return buffer[start:start + nbytes].view(dtype).reshape(shape)
@@ -142,6 +149,7 @@ def _make_room(nbytes):
         dropped.add(key)
         total -= size
         _pool_state["bytes"] -= size
+        _pool_state["entries"] -= 1
     if dropped:
         for size, entries in list(_pool.items()):
             entries[:] = [entry for entry in entries if id(entry) not in dropped]
@@ -151,12 +159,18 @@ def _make_room(nbytes):
 
 def release_memory() -> int:
     """Give every free recycled buffer back to malloc (and so, for large ones, to the OS); returns the
-    bytes released. Buffers still in use stay in the pool and are recycled once free."""
+    bytes released. Buffers still in use stay in the pool and are recycled once free.
+
+    ``minicnn.release_memory()``: the fast kernels keep the large arrays of the last steps for the
+    next ones (up to 256 MB of free ones at a miss, more while a step's sizes repeat), as CuPy's
+    pool does on a GPU (``cupy.get_default_memory_pool().free_all_blocks()`` is its twin there).
+    ``training.fit`` calls it when it returns; call it after your own loop to hand memory back."""
     released = 0
     with _pool_lock:
         for nbytes, entries in list(_pool.items()):
             keep = [entries[i] for i in range(len(entries)) if _refs(entries, i) != _FREE_REFS]
             released += nbytes * (len(entries) - len(keep))
+            _pool_state["entries"] -= len(entries) - len(keep)
             if keep:
                 entries[:] = keep
             else:

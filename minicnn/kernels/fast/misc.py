@@ -37,6 +37,8 @@ def sgd_step(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maxi
     arrays instead of a temporary the size of the parameter per operation (which, for a large
     layer, the OS would page in anew at every step); one fused kernel on a GPU."""
     xp = get_array_module(p)
+    if p.size == 0:
+        return
     if xp is not np:
         return cuda.sgd_step(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
     p, grad = p.reshape(-1), grad.reshape(-1)
