@@ -145,6 +145,7 @@ RACER = """
 import os, sys, time
 from minicnn import training
 training.state.time.strftime = lambda fmt: "20250101-120000"       # every process in the same second
+open(f"ready-{os.getpid()}", "w").close()
 while not os.path.exists("go"):                                     # start together
     time.sleep(0.001)
 print("\\n".join(training.default_out_dir("lenet5") for _ in range(5)))
@@ -156,7 +157,9 @@ def test_processes_racing_for_run_folders_get_one_each(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     racers = [subprocess.Popen([sys.executable, "-c", RACER], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    time.sleep(1.0)                                                 # every racer imported minicnn and waits
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)                                            # every racer imported minicnn and waits
     (tmp_path / "go").touch()
     outputs = [racer.communicate(timeout=60) for racer in racers]
     assert all(racer.returncode == 0 for racer in racers), [err for _, err in outputs]

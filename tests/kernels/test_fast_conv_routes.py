@@ -146,7 +146,7 @@ def test_whole_row_route_matches_the_reference(threads, rows_route, case, has_bi
     before = dict(rows_route)
     check_conv(x, wt, bias, (1, 1), padding, rtol=1e-9 if dtype == np.float64 else 2e-5)
     g, _, _ = conv.crop_dead_taps(conv_geometry(x, wt, bias, (1, 1), padding, (1, 1), 1), wt)
-    if not (g.pointwise or g.full_window or conv.use_unrolled(np, g)):     # (those have routes of their own)
+    if not (g.pointwise or g.full_window or conv.use_unrolled(np, g, x.dtype.itemsize)):     # (routes of their own)
         assert rows_route["convolve_into"] > before["convolve_into"]
         assert rows_route["input_gradient_into"] > before["input_gradient_into"]
 
@@ -191,14 +191,14 @@ def test_unrolled_weight_route_matches_the_reference(threads, monkeypatch, case,
     x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, k, k))
     check_conv(x, wt, rng.standard_normal(o) if has_bias else None, stride, padding, need_x=need_x)
     g, _, _ = conv.crop_dead_taps(conv_geometry(x, wt, None, stride, padding, (1, 1), 1), wt)
-    assert bool(calls) == (conv.use_unrolled(np, g) and not g.full_window)
+    assert bool(calls) == (conv.use_unrolled(np, g, x.dtype.itemsize) and not g.full_window)
 
 
 def test_resnet_2x2_layer_takes_the_unrolled_route_and_matches_the_textbook_kernel(threads):
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((6, 32, 2, 2)), rng.standard_normal((48, 32, 3, 3))
     g = conv_geometry(x, w, None, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-    assert conv.use_unrolled(np, g) and not conv.crop_dead_taps(g, w)[2]
+    assert conv.use_unrolled(np, g, x.dtype.itemsize) and not conv.crop_dead_taps(g, w)[2]
     check_conv(x, w, rng.standard_normal(48), (1, 1), ((1, 1), (1, 1)), loops=False)
 
 

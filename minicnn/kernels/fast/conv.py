@@ -184,7 +184,7 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         if bias is not None:
             out.reshape(g.N, O)[...] += bias
         return out, cache
-    if use_unrolled(xp, g):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
+    if use_unrolled(xp, g, x.dtype.itemsize):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
         out, m = unrolled.forward(x, weight, bias, g)
         return out, cache._replace(unrolled=m)
     out = empty(xp, (g.N, O, g.Ho, g.Wo), x.dtype)

@@ -27,11 +27,12 @@ from .threads import batch_slices, parallel_map
 UNROLLED_MAX_BYTES = 8 << 20
 
 
-def use_unrolled(xp, g: ConvGeometry) -> bool:
-    """Whether a convolution takes the unrolled-weight route (see the module docstring)."""
+def use_unrolled(xp, g: ConvGeometry, itemsize: int) -> bool:
+    """Whether a convolution of ``itemsize``-byte values takes the unrolled-weight route (see the
+    module docstring)."""
     pairs = g.H * g.W * g.Ho * g.Wo     # M holds C*O values per (input pixel, output pixel) pair
     return (xp is np and g.groups == 1 and g.dilation == (1, 1) and g.H * g.W <= g.kh * g.kw
-            and pairs <= 2 * g.kh * g.kw and g.C * g.O * pairs * 4 <= UNROLLED_MAX_BYTES)
+            and pairs <= 2 * g.kh * g.kw and g.C * g.O * pairs * itemsize <= UNROLLED_MAX_BYTES)
 
 
 def _taps(g: ConvGeometry):
