@@ -12,6 +12,7 @@ kernels); a ``*_forward`` returns ``(out, cache)`` and the matching ``*_backward
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
@@ -316,7 +317,8 @@ def linear_forward(x, weight, bias=None):
 def linear_backward(grad, cache: LinearCache, need_x=True, need_w=True, need_b=True):
     """dx = grad @ weight;  dweight = grad^T @ x over all rows;  dbias = grad summed over all rows."""
     x, weight, has_bias = cache
-    g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+    rows = math.prod(grad.shape[:-1])                     # every leading axis is a row (-1 fails on empty rows)
+    g2, x2 = grad.reshape(rows, grad.shape[-1]), x.reshape(rows, x.shape[-1])
     return ((grad @ weight) if need_x else None, (g2.T @ x2) if need_w else None,
             g2.sum(axis=0) if need_b and has_bias else None)
 

@@ -862,3 +862,23 @@ def test_a_one_element_array_fills_a_scalar_as_in_pytorch():
     sd["running_mean"] = np.zeros((1,), dtype=np.float32)          # not a scalar: no such rule
     with pytest.raises(ValueError, match='size mismatch for "running_mean"'):
         bn.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("mode", ["textbook", "fast"])
+def test_linear_with_zero_in_or_out_features_works_as_in_pytorch(mode):
+    """Linear(0, 3) gives the bias for every row; Linear(4, 0) gives an empty output and a zero dx."""
+    with minicnn.kernels.use(mode):
+        lin = nn.Linear(0, 3)
+        x = minicnn.zeros(2, 5, 0, requires_grad=True)
+        y = lin(x)
+        np.testing.assert_array_equal(y.numpy(), np.broadcast_to(lin.bias.numpy(), (2, 5, 3)))
+        y.sum().backward()
+        assert x.grad.shape == (2, 5, 0) and lin.weight.grad.shape == (3, 0)
+        np.testing.assert_array_equal(lin.bias.grad.numpy(), [10, 10, 10])
+        lin = nn.Linear(4, 0)
+        x = minicnn.randn(2, 5, 4, requires_grad=True)
+        y = lin(x)
+        assert y.shape == (2, 5, 0)
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 5, 4), np.float32))
+        assert lin.weight.grad.shape == (0, 4) and lin.bias.grad.shape == (0,)

@@ -174,7 +174,7 @@ def linear_forward(x, weight, bias=None):
     out = x @ weight.T + bias   (PyTorch's layout: one row of ``weight`` per output feature).
     """
     check_linear(x, weight, bias)
-    out = matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
+    out = matmul(x.reshape(math.prod(x.shape[:-1]), x.shape[-1]), weight.T).reshape(*x.shape[:-1], weight.shape[0])
     if bias is not None:
         out += bias
     return out, LinearCache(x, weight, bias is not None)
@@ -186,12 +186,12 @@ def linear_backward(grad, cache: LinearCache, need_x=True, need_w=True, need_b=T
     dx = grad @ weight;  dweight = sum over rows of grad^T x;  dbias = sum over rows of grad.
     """
     x, weight, has_bias = cache
-    g2 = grad.reshape(-1, grad.shape[-1])
+    g2 = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])     # (not -1: out or in may be 0)
     dx = matmul(g2, weight).reshape(x.shape) if need_x else None
     dw = db = None
     if need_w or (need_b and has_bias):
         if need_w:
-            dw = matmul(g2.T, x.reshape(-1, x.shape[-1]))
+            dw = matmul(g2.T, x.reshape(g2.shape[0], x.shape[-1]))
         if need_b and has_bias:
             db = g2.sum(axis=0)
     return dx, dw, db
