@@ -10,8 +10,7 @@ Every option has a default chosen for the architecture (``--help`` lists them, a
 A run writes into its folder (``--out``, default ``runs/<arch>-<timestamp>``):
 
 * ``config.json``   every option of the run (after defaults were filled in);
-* ``metrics.csv``   one row per epoch: epoch, lr, train_loss, train_acc, test_loss, test_acc,
-  seconds, images_per_s;
+* ``metrics.csv``   one row per epoch (epoch, lr, train/test loss and accuracy, seconds, images_per_s);
 * ``last.npz``      checkpoint after the latest epoch, ``best.npz`` after the best test accuracy:
   model, optimizer and scheduler state, epoch, random-number state, metrics, config
   (see :mod:`minicnn.checkpoint`; written atomically, so a crash never leaves half a file);
@@ -23,9 +22,8 @@ Reproducibility: the order of the training data in epoch ``e`` depends only on
 the same machine gives the same metrics, and ``--resume`` after a crash, Ctrl-C or
 ``kill -9`` repeats the interrupted epoch exactly as the uninterrupted run would have.
 
-The training loop itself is :mod:`minicnn.training` (``fit``, ``train_one_epoch``, ``evaluate``),
-which a Python program can call directly; this module is the command line over it: options,
-the run folder's files, ``--resume`` and the error policy of :mod:`minicnn.cli`.
+The training loop itself is :mod:`minicnn.training` (``fit``, ``train_one_epoch``, ``evaluate``), which
+a Python program can call; this is the command line over it: options, the run folder, ``--resume``, errors.
 
 Data-parallel: ``mpiexec -n N python -m minicnn.train lenet5 --distributed`` trains one model on
 N processes (``--batch-size`` is the global batch, split among them; see
@@ -43,7 +41,7 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, checkpoint, cli, distributed, fileio
+from . import architectures, backend, checkpoint, cli, distributed, fileio, kernels
 from .autograd import Tensor, no_grad
 from .data import DataError
 from .data.datasets import DATASETS, canonical_name
@@ -242,6 +240,8 @@ def run(argv=None) -> int:
     rank = distributed.launcher_rank() or 0      # under mpiexec: only rank 0 prints usage errors and progress
     parser.quiet = rank > 0
     args = parser.parse_args(argv)
+    if (problem := kernels.environment_error() or (args.distributed and distributed.environment_error())):
+        parser.error(problem)        # MINICNN_KERNELS, MINICNN_NUM_THREADS or MINICNN_DIST_TIMEOUT wrong
     jobs = []
 
     def body():

@@ -2,6 +2,7 @@
 import argparse
 import errno
 
+import numpy as np
 import pytest
 
 from minicnn import architectures, cli
@@ -76,3 +77,42 @@ def test_run_reporting_gives_one_line_and_exit_1(capsys, monkeypatch):
     assert cli.debug_requested(argparse.Namespace(debug=False))
     monkeypatch.setenv("MINICNN_DEBUG", "0")
     assert not cli.debug_requested(argparse.Namespace(debug=False))
+
+
+ENV_CASES = [("MINICNN_KERNELS", "fastt", "MINICNN_KERNELS must be 'fast' or 'textbook', got 'fastt'"),
+             ("MINICNN_NUM_THREADS", "0", "MINICNN_NUM_THREADS must be a whole number >= 1, got '0'")]
+
+
+@pytest.mark.parametrize("variable, value, message", ENV_CASES, ids=[c[0] for c in ENV_CASES])
+@pytest.mark.parametrize("command", [["minicnn.train", "lenet5", "--epochs", "1"], ["minicnn.summary", "lenet5"],
+                                     ["minicnn.predict", "last.npz", "x.png"],
+                                     ["minicnn.visualize", "lenet5", "--kinds", "im2col", "--out", "figs"]],
+                         ids=["train", "summary", "predict", "visualize"])
+def test_a_wrong_environment_variable_is_a_usage_error_of_every_command(tmp_path, command, variable, value, message):
+    import os
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo, **{variable: value})
+    proc = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr == f"python -m {command[0]}: error: {message}\n", proc.stderr
+    assert os.listdir(tmp_path) == []                                        # nothing left behind
+
+
+def test_a_wrong_kernel_set_in_the_environment_fails_at_the_first_kernel_not_at_import(monkeypatch):
+    from minicnn import kernels
+    monkeypatch.setattr(kernels, "_mode", "fastt")
+    monkeypatch.setenv("MINICNN_KERNELS", "fastt")
+    with pytest.raises(ValueError, match="MINICNN_KERNELS must be 'fast' or 'textbook', got 'fastt'"):
+        kernels.relu_forward(np.ones(3))
+    with kernels.use("textbook"):                                            # an explicit choice still works
+        assert kernels.relu_forward(np.ones(3))[0].tolist() == [1, 1, 1]
+
+
+def test_a_wrong_distributed_timeout_is_named(monkeypatch):
+    from minicnn import distributed
+    monkeypatch.setenv("MINICNN_DIST_TIMEOUT", "abc")
+    assert distributed.environment_error() == "MINICNN_DIST_TIMEOUT must be a number of seconds, got 'abc'"
+    monkeypatch.setenv("MINICNN_DIST_TIMEOUT", "30")
+    assert distributed.environment_error() is None

@@ -20,11 +20,11 @@ mpi4py is optional (``pip install -e '.[mpi]'``): this package imports without i
 """
 from .ddp import Bucket, DistributedDataParallel, make_buckets
 from .group import (DEFAULT_TIMEOUT, MPI_HINT, DistributedError, ProcessGroup, RankFailed, default_group,
-                    destroy_process_group, get_rank, get_world_size, import_mpi, init_process_group, is_initialized,
+                    destroy_process_group, environment_error, get_rank, get_world_size, import_mpi, init_process_group, is_initialized,
                     launcher_rank, launcher_world_size)
 from .sampler import DistributedSampler
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "default_group", "get_rank",
            "get_world_size", "ProcessGroup", "DistributedError", "RankFailed", "DistributedDataParallel",
            "DistributedSampler", "Bucket", "make_buckets", "launcher_rank", "launcher_world_size", "import_mpi",
-           "MPI_HINT", "DEFAULT_TIMEOUT"]
+           "MPI_HINT", "DEFAULT_TIMEOUT", "environment_error"]

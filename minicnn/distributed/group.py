@@ -90,6 +90,15 @@ def default_timeout() -> float:
     return value
 
 
+def environment_error():
+    """The message for a ``MINICNN_DIST_TIMEOUT`` that is not a number of seconds > 0, else None."""
+    try:
+        default_timeout()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class ProcessGroup:
     """The processes of one job (an MPI communicator) and the collectives minicnn needs.
 

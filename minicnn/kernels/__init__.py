@@ -66,23 +66,29 @@ from __future__ import annotations
 import os
 
 from . import fast, textbook
+from .fast.threads import environment_error as _threads_environment_error
 from .geometry import conv_output_size, normalize_conv_padding, pool_output_size
 
 MODES = {"fast": fast, "textbook": textbook}
 
 
-def _mode_from_environment() -> str:
-    mode = os.environ.get("MINICNN_KERNELS", "fast").strip().lower() or "fast"
-    if mode not in MODES:
-        raise ValueError(f"MINICNN_KERNELS must be 'fast' or 'textbook', got {os.environ['MINICNN_KERNELS']!r}")
-    return mode
+def environment_error():
+    """What is wrong with the kernels' settings in the environment (``MINICNN_KERNELS``,
+    ``MINICNN_NUM_THREADS``), or None. The command lines report it as a usage error; a library
+    user meets it as a ``ValueError`` at the first kernel call, not at ``import minicnn``."""
+    text = os.environ.get("MINICNN_KERNELS", "").strip().lower()
+    if text and text not in MODES:
+        return f"MINICNN_KERNELS must be 'fast' or 'textbook', got {os.environ['MINICNN_KERNELS']!r}"
+    return _threads_environment_error()
 
 
-_mode = _mode_from_environment()
+_mode = os.environ.get("MINICNN_KERNELS", "").strip().lower() or "fast"   # checked by mode()
 
 
 def mode() -> str:
     """The active kernel set: ``"fast"`` or ``"textbook"``."""
+    if _mode not in MODES:
+        raise ValueError(environment_error())
     return _mode
 
 
@@ -107,7 +113,7 @@ class use:
 
 def active():
     """The module of the active kernel set (``kernels.fast`` or ``kernels.textbook``)."""
-    return MODES[_mode]
+    return MODES[mode()]
 
 
 def _owner(cache):

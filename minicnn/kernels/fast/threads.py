@@ -29,7 +29,19 @@ _blas_lock = threading.Lock()
 _in_worker = threading.local()
 
 
+def environment_error():
+    """The message for a ``MINICNN_NUM_THREADS`` that is not a whole number >= 1, else None.
+    (``OMP_NUM_THREADS`` is other libraries' too, and may hold forms minicnn does not read: a value
+    minicnn cannot use there is passed over.)"""
+    value = os.environ.get("MINICNN_NUM_THREADS", "").strip()
+    if value and not (value.isdigit() and int(value) > 0):
+        return f"MINICNN_NUM_THREADS must be a whole number >= 1, got {os.environ['MINICNN_NUM_THREADS']!r}"
+    return None
+
+
 def _default_num_threads() -> int:
+    if environment_error():
+        raise ValueError(environment_error())
     for var in ("MINICNN_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) > 0:
