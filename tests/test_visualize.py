@@ -188,6 +188,8 @@ def test_an_architecture_name_draws_an_untrained_model(tmp_path):
     (["no-such-run"], "no-such-run is not a run folder, a checkpoint file or an architecture name"),
     (["lenet5", "--im2col", "1,4,9,1,0"], "argument --im2col: expected C,SIZE,KERNEL,STRIDE,PADDING"),
     (["lenet5", "--count", "0"], "argument --count: must be a positive integer, got 0"),
+    (["lenet5", "--kinds", "features", "--input-size", "8"], "argument --input-size: LeNet5: expected 32x32 images"),
+    (["alexnet", "--kinds", "filters", "--input-size", "16"], "argument --input-size: AlexNet: images must be at least 63x63"),
 ])
 def test_usage_errors_are_one_line_exit_2_and_write_nothing(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -235,3 +237,11 @@ def test_without_matplotlib_the_error_names_the_plot_extra(tmp_path, monkeypatch
     assert err == ("python -m minicnn.visualize: error: drawing figures needs matplotlib: pip install matplotlib "
                    "(or pip install -e .[plot])\n")
     assert os.listdir(tmp_path) == []
+
+
+@needs_mnist
+def test_an_input_too_small_for_any_feature_map_is_one_line(tmp_path):
+    proc = cli(["resnet18", "--kinds", "features", "--input-size", "1"], tmp_path)
+    assert proc.returncode == 1 and proc.stderr == (
+        "python -m minicnn.visualize: error: resnet18 makes no feature map larger than 1x1 from 1x1 images: "
+        "nothing to draw (use a larger --input-size)\n"), proc.stderr

@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from .. import architectures, checkpoint, cli, kernels
+from ..autograd import Tensor, no_grad
 from ..data import DATASETS, DataError
 from . import analysis, figures
 
@@ -118,6 +119,13 @@ def _run(args, parser, by_name, kinds, out) -> int:
     if by_name:
         model, config = analysis.untrained(args.source, args.dataset or "mnist", args.input_size,
                                            seed=args.seed or 0)
+        size, training = config["input_size"], model.training
+        try:                                              # every shape checked on an empty batch, as train does
+            with no_grad():
+                model.eval()(Tensor(np.zeros((0, config["in_channels"], size, size), np.float32)))
+        except ValueError as exc:                         # alexnet --input-size 16: the model's own message
+            parser.error(f"argument --input-size: {cli.one_line(exc)}")
+        model.train(training)
         about = f"{args.source}, untrained (seed {args.seed or 0})"
     else:
         model, config, path, epoch = analysis.load_run(args.source)
@@ -156,6 +164,9 @@ def _draw(kind, args, model, config, images, labels, classes, probs):
     if kind == "features":
         i = args.index
         stages = analysis.stage_outputs(model, analysis.prepare(images[i:i + 1], config))
+        if not stages:
+            raise cli.CommandError(f"{arch} makes no feature map larger than 1x1 from {config['input_size']}x"
+                                   f"{config['input_size']} images: nothing to draw (use a larger --input-size)")
         fig = figures.feature_maps_figure(images[i], [(label, maps[0]) for label, maps in stages],
                                           title=f"{arch}: test image {i} (class {classes[labels[i]]}) through each stage")
         return fig, f"test image {i} through {len(stages)} stages: {', '.join(label for label, _ in stages)}"
