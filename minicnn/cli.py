@@ -87,7 +87,8 @@ def report(prog: str, message, debug: bool = False) -> int:
     return EXIT_ERROR
 
 
-def run_reporting(prog: str, debug: bool, body, expected=()) -> int:
+def run_reporting(prog: str, debug: bool, body, expected=(),
+                  memory_hint="use a smaller --batch-size (or a smaller model or input)") -> int:
     """``body()``'s exit status; a runtime error becomes one line and exit status 1.
 
     Runtime errors are :class:`CommandError`, ``OSError`` (described with advice), ``MemoryError``
@@ -101,7 +102,7 @@ def run_reporting(prog: str, debug: bool, body, expected=()) -> int:
     except tuple(expected) as exc:
         return report(prog, exc, debug)
     except MemoryError:
-        return report(prog, "out of memory: use a smaller --batch-size (or a smaller model or input)", debug)
+        return report(prog, f"out of memory: {memory_hint}", debug)
     except OSError as exc:
         return report(prog, describe_os_error(exc), debug)
 
@@ -137,13 +138,17 @@ def parse_option(text: str) -> tuple:
     return key, parse_value(value)
 
 
-def check_options(name: str, options: dict, accepted: dict) -> str | None:
+def check_options(name: str, options: dict, accepted: dict, reserved=None) -> str | None:
     """Why ``options`` do not fit the builder of ``name`` whose options and defaults are ``accepted``,
-    or None when they do: an unknown key, or a value of the wrong kind (``c3_table=yes``)."""
+    or None when they do: an unknown key, a key the command line sets another way (``reserved``:
+    key -> how, e.g. ``{"num_classes": "set it with --num-classes"}``), or a value of the wrong kind
+    (``c3_table=yes``)."""
     for key, value in options.items():
+        if key in (reserved or {}):
+            return f"{name} option {key} is not set with -o: {reserved[key]}"
         if key not in accepted:
             return (f"{name} has no option {key!r}; its options are "
-                    + ", ".join(f"{k}={v!r}" for k, v in accepted.items()))
+                    + ", ".join(f"{k}={v!r}" for k, v in accepted.items() if k not in (reserved or {})))
         default = accepted[key]
         if isinstance(default, bool) and not isinstance(value, bool):
             return f"{name} option {key} takes true or false, got {value!r}"

@@ -156,7 +156,8 @@ def run(argv=None) -> int:
     if (args.num_classes is not None or args.model_option) and not args.arch:
         parser.error("--num-classes and --model-option need --arch")
     if args.arch:
-        problem = cli.check_options(args.arch, dict(args.model_option or []), architectures.builder_options(args.arch))
+        problem = cli.check_options(args.arch, dict(args.model_option or []), architectures.builder_options(args.arch),
+                                    reserved={"num_classes": "set it with --num-classes"})
         if problem:
             parser.error(problem)
     return cli.run_reporting(parser.prog, cli.debug_requested(args), lambda: _convert(args), expected=(ImportError,))

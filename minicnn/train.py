@@ -211,14 +211,14 @@ def resolve_config(args, dataset_shapes=DATASET_SHAPES):
 
 def config_problem(config):
     """Why the options of a new run do not fit together (a usage error), or None."""
-    if config["schedule"] == "multistep":
-        milestones = config["milestones"]
-        if any(b <= a for a, b in zip(milestones, milestones[1:])):
-            return f"argument --milestones: must be increasing, got {' '.join(map(str, milestones))}"
+    milestones = config.get("milestones") or []
+    if config["schedule"] == "multistep" and any(b <= a for a, b in zip(milestones, milestones[1:])):
+        return f"argument --milestones: must be increasing, got {' '.join(map(str, milestones))}"
     if config["schedule"] != "none" and config["warmup_epochs"] > config["epochs"]:
         return (f"argument --warmup-epochs: the warm-up ({config['warmup_epochs']:g} epochs) is longer than "
                 f"the run (--epochs {config['epochs']})")
-    return cli.check_options(config["arch"], config["model_options"], architectures.builder_options(config["arch"]))
+    return cli.check_options(config["arch"], config["model_options"], architectures.builder_options(config["arch"]),
+                             reserved={"num_classes": "the dataset sets it", "in_channels": "use --in-channels"})
 
 
 def check_model(model, config, device):

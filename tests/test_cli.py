@@ -116,3 +116,20 @@ def test_a_wrong_distributed_timeout_is_named(monkeypatch):
     assert distributed.environment_error() == "MINICNN_DIST_TIMEOUT must be a number of seconds, got 'abc'"
     monkeypatch.setenv("MINICNN_DIST_TIMEOUT", "30")
     assert distributed.environment_error() is None
+
+
+def test_options_a_command_line_sets_another_way_are_refused_with_the_way():
+    accepted = {"num_classes": 1000, "in_channels": 3, "c3_table": False}
+    reserved = {"num_classes": "the dataset sets it", "in_channels": "use --in-channels"}
+    assert cli.check_options("lenet5", {"num_classes": 5}, accepted, reserved) == \
+        "lenet5 option num_classes is not set with -o: the dataset sets it"
+    assert cli.check_options("lenet5", {"foo": 1}, accepted, reserved) == \
+        "lenet5 has no option 'foo'; its options are c3_table=False"
+    assert cli.check_options("lenet5", {"in_channels": 3}, accepted) is None        # where nothing reserves it
+
+
+def test_summary_with_in_channels_as_an_option_feeds_that_many_channels(capsys):
+    import importlib
+    summary_module = importlib.import_module("minicnn.summary")
+    assert summary_module.main(["lenet5", "-o", "in_channels=3"]) == 0
+    assert 'Model: "LeNet5"   input: (1, 3, 32, 32)' in capsys.readouterr().out

@@ -90,7 +90,7 @@ def test_bad_options_exit_2(tmp_path):
     (["lenet5", "--label-smoothing", "1.5"], "argument --label-smoothing: must be a finite number in [0, 1], got 1.5"),
     (["lenet5", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
     (["lenet5", "--schedule", "multistep", "--milestones", "5", "2"], "--milestones: must be increasing, got 5 2"),
-    (["lenet5", "--model-option", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are num_classes"),
+    (["lenet5", "--model-option", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are c3_table=False"),
     (["lenet5", "-o", "c3_table=maybe"], "lenet5 option c3_table takes true or false, got 'maybe'"),
     (["lenet5", "--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
     (["lenet5", "--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),

@@ -363,11 +363,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if (problem := kernels.environment_error()):      # MINICNN_KERNELS, MINICNN_NUM_THREADS
         parser.error(problem)
-    shape = args.input or architectures.default_input_shape(args.name)
     options = dict(args.option)
-    problem = cli.check_options(args.name, options, architectures.builder_options(args.name))
+    problem = cli.check_options(args.name, options, architectures.builder_options(args.name),
+                                reserved={"num_classes": "set it with --num-classes"})
     if problem:
         parser.error(problem)
+    shape = args.input or architectures.default_input_shape(args.name)
+    if not args.input and "in_channels" in options:                  # -o in_channels=3: the input follows
+        shape = (options["in_channels"], *shape[1:])
     options.setdefault("in_channels", shape[0])
 
     def body():
@@ -383,7 +386,8 @@ def main(argv=None) -> int:
         except ValueError as exc:                           # e.g. an input the model cannot take
             parser.error(cli.one_line(exc))
         return cli.EXIT_OK
-    return cli.run_reporting(parser.prog, cli.debug_requested(args), body, expected=(RuntimeError,))
+    return cli.run_reporting(parser.prog, cli.debug_requested(args), body, expected=(RuntimeError,),
+                             memory_hint="use a smaller --input (or a smaller model)")
 
 
 class _CallableModule(types.ModuleType):

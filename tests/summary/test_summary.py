@@ -171,7 +171,7 @@ def test_cli_options_are_parsed_as_train_parses_them():
 
 @pytest.mark.parametrize("args, message", [
     (["lenet5", "--num-classes", "0"], "argument --num-classes: must be a positive integer, got 0"),
-    (["lenet5", "-o", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are num_classes=10"),
+    (["lenet5", "-o", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are in_channels=1, c3_table=False"),
     (["lenet5", "-o", "c3_table=yes"], "lenet5 option c3_table takes true or false, got 'yes'"),
     (["lenet5", "-o", "=1"], "expected KEY=VALUE"),
     (["alexnet", "--input", "3,32,32"], "AlexNet: images must be at least 63x63, got 32x32"),
