@@ -298,6 +298,7 @@ def download_file(name, filename, md5, folder, mirrors=None, progress=True):
     """
     mirrors = mirrors_for(name) if mirrors is None else list(mirrors)
     path = os.path.join(folder, filename)
+    existed = os.path.isdir(folder)
     errors = []
     for base in mirrors:
         url = base.rstrip('/') + '/' + filename
@@ -307,10 +308,16 @@ def download_file(name, filename, md5, folder, mirrors=None, progress=True):
             errors.append((url, e))
     lines = [str(err) if str(err).startswith(url) else f'{url}: {err}' for url, err in errors]
     tried = '\n'.join(f'  {line}' for line in lines) or '  (no mirrors configured)'
+    if not existed:
+        try:
+            os.rmdir(folder)           # the folder this attempt made goes again, if it stayed empty
+        except OSError:
+            pass
     raise DownloadError(
         f'could not download {filename} ({name}, MD5 {md5}) into {folder}. Tried:\n{tried}\n'
-        f'Check the network, point MINICNN_MIRROR at a working mirror, or place a good '
-        f'copy of the file at {path}.', errors)
+        f'Check the network; or, where the files already are, set MINICNN_DATA (the command lines: '
+        f'--data-dir) to the folder holding {name}/, or place a good copy at {path}; or point '
+        f'MINICNN_MIRROR at a working mirror.', errors)
 
 
 # ----------------------------------------------------------------------------

@@ -292,8 +292,12 @@ def test_missing_everywhere_gives_clear_error(isolated, monkeypatch, server):
     assert 't10k-images-idx3-ubyte.gz' in msg and '404' in msg and base + '/empty/' in msg
     assert 'MINICNN_MIRROR' in msg
     assert len(err.value.errors) == 1
-    folder = isolated / 'root' / 'mnist'
-    assert not (folder / 't10k-images-idx3-ubyte.gz').exists() and not leftovers(folder)
+    assert 'MINICNN_DATA' in msg and '--data-dir' in msg
+    assert not (isolated / 'root' / 'mnist').exists()          # the folder it made for the files: gone again
+    (isolated / 'root' / 'mnist').mkdir(parents=True)          # a folder that was there stays
+    with pytest.raises(DownloadError):
+        MNIST(root=isolated / 'root', train=False)
+    assert os.listdir(isolated / 'root' / 'mnist') == []
 
 
 @needs_mnist
