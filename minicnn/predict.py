@@ -86,6 +86,15 @@ class ImageError(ValueError):
     """An image file cannot be read (missing, not an image, too large to decode safely)."""
 
 
+def pillow_image():
+    """Pillow's ``Image`` module; a :class:`~minicnn.cli.CommandError` naming the extra without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise cli.CommandError("reading images needs Pillow: pip install Pillow (or pip install -e '.[image]')") from None
+    return Image
+
+
 def read_image(path, channels: int):
     """Read ``path`` with Pillow as a uint8 array (C, H, W), grey (C=1) or RGB (C=3), alpha on white.
 
@@ -93,10 +102,7 @@ def read_image(path, channels: int):
     decodes safely (``Image.MAX_IMAGE_PIXELS``: a decompression bomb, e.g. a small PNG of 20000x20000
     pixels that would take gigabytes once decoded; Pillow's warning above that limit is an error here).
     """
-    try:
-        from PIL import Image
-    except ImportError:
-        raise SystemExit("error: reading images needs Pillow: pip install Pillow (or pip install -e .[image])") from None
+    Image = pillow_image()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -177,6 +183,7 @@ def run(argv=None) -> int:
 
 
 def _run(args, prog, debug) -> int:
+    pillow_image()                                   # missing Pillow: one line, before the model is loaded
     try:
         device = backend.normalize_device(args.device)
     except RuntimeError as exc:                      # --device cuda without CuPy or a GPU
