@@ -15,7 +15,6 @@ overhead; the step time without those synchronisations is printed too.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import statistics
 import sys
@@ -24,10 +23,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from run import WORKLOADS, OneLineParser  # noqa: E402  (bench/run.py: the standard library only at import)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("workload", help="a train workload id of bench/run.py, e.g. W1")
     p.add_argument("--steps", type=int, default=10, help="timed steps (after 3 warm-up steps)")
     p.add_argument("--threads", type=int, default=None, help="minicnn threads (default: as configured)")
@@ -42,13 +43,14 @@ def main(argv=None):
     import minicnn.functional as F
     from minicnn import architectures, autograd, backend, optim
     from minicnn.kernels.fast.memory import tune_malloc
-    sys.path.insert(0, str(REPO_ROOT / "bench"))
-    from run import WORKLOADS
 
-    spec = dict(WORKLOADS[args.workload])
+    workload = args.workload.upper()
+    if workload not in WORKLOADS:
+        p.error(f"argument workload: unknown workload {args.workload!r}; choose from {', '.join(WORKLOADS)}")
+    spec = dict(WORKLOADS[workload])
     spec["batch"] *= args.batch_scale or (4 if args.device == "cuda" else 1)
     if spec["mode"] != "train":
-        p.error(f"{args.workload} is an inference workload; this tool times train steps")
+        p.error(f"{workload} is an inference workload; this tool times train steps")
     tune_malloc()
     if args.threads:
         minicnn.set_num_threads(args.threads)
@@ -135,7 +137,7 @@ def main(argv=None):
     total = run_steps()
     keys = {key for times_of_step in per_step for key in times_of_step}
     per_op = {key: summary([s.get(key, 0.0) for s in per_step]) * 1e3 for key in keys}
-    print(f"{args.workload} ({spec['model']}, batch {spec['batch']}, {minicnn.get_num_threads()} minicnn threads): "
+    print(f"{workload} ({spec['model']}, batch {spec['batch']}, {minicnn.get_num_threads()} minicnn threads): "
           f"{total:.1f} ms per train step, {args.stat} of {args.steps} (ops: {args.stat} of their time per step), "
           f"on {args.device}"
           + (f" ({untimed:.1f} ms without the per-op synchronisations)" if args.device == "cuda" else "") + "\n")
