@@ -47,7 +47,7 @@ from .data import DataError
 from .data.datasets import DATASETS, canonical_name
 from .data.pipeline import DATASET_SHAPES, make_transform, normalization
 from .kernels.fast import memory, threads
-from .training import (find_resume_checkpoint, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults,
+from .training import (find_resume_checkpoint, schedule_option_problem, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults,
                        build_model, build_optimizer, build_scheduler, current_lr, fit, plot_curves,
                        restore_rng_state, rng_state, write_metrics_csv)
 from .training.job import DistributedJob, Job
@@ -334,7 +334,7 @@ def _configure(args, parser, job):
         if args.arch not in architectures.names():
             parser.error(f"unknown architecture {args.arch!r}; available: {', '.join(architectures.names())}")
         config = resolve_config(args)
-        problem = config_problem(config)
+        problem = config_problem(config) or schedule_option_problem(args, config["schedule"])
         if problem:
             parser.error(problem)
         out = args.out

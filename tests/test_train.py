@@ -91,6 +91,10 @@ def test_bad_options_exit_2(tmp_path):
     (["lenet5", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
     (["lenet5", "--schedule", "multistep", "--milestones", "5", "2"], "--milestones: must be increasing, got 5 2"),
     (["lenet5", "--model-option", "nonsense=1"], "lenet5 has no option 'nonsense'; its options are c3_table=False"),
+    (["lenet5", "--milestones", "5"], "argument --milestones: only the multistep schedule uses it, and this run's is "
+                                      "cosine (add --schedule multistep)"),
+    (["lenet5", "--schedule", "multistep", "--step-size", "2"], "argument --step-size: only the step schedule uses it"),
+    (["lenet5", "-o", "num_classes=5"], "lenet5 option num_classes is not set with -o: the dataset sets it"),
     (["lenet5", "-o", "c3_table=maybe"], "lenet5 option c3_table takes true or false, got 'maybe'"),
     (["lenet5", "--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
     (["lenet5", "--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),

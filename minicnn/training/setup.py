@@ -93,6 +93,21 @@ def build_optimizer(model, config):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+#: The schedule options and the schedules that read them.
+SCHEDULE_OPTIONS = {"step_size": ("step",), "milestones": ("multistep",), "gamma": ("step", "multistep")}
+
+
+def schedule_option_problem(args, schedule):
+    """Why a schedule option given on the command line would be ignored by ``schedule`` (a usage
+    error: ``--milestones 5`` with the default cosine schedule), or None."""
+    for name, schedules in SCHEDULE_OPTIONS.items():
+        if getattr(args, name, None) is not None and schedule not in schedules:
+            return (f"argument --{name.replace('_', '-')}: only the {' and '.join(schedules)} schedule"
+                    f"{'s use' if len(schedules) > 1 else ' uses'} it, and this run's is {schedule} "
+                    f"(add --schedule {schedules[-1]})")
+    return None
+
+
 def build_scheduler(optimizer, config, steps_per_epoch):
     """The learning-rate schedule, stepped once per training step (so epochs count in steps here).
 
