@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -159,6 +160,14 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
     Data-parallel (a ``DistributedDataParallel`` model, on every process): the rows are the whole
     job's, the same on every rank; rank ``r``'s generator is seeded from ``(seed, epoch, r)``.
     """
+    with warnings.catch_warnings():   # a diverging run: NonFiniteLossError says so, NumPy need not too
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        return _fit(model, train_loader, optimizer, epochs, test_loader, scheduler, device, label_smoothing, seed,
+                    start_epoch, history, on_epoch_end, log_every, progress)
+
+
+def _fit(model, train_loader, optimizer, epochs, test_loader, scheduler, device, label_smoothing, seed,
+         start_epoch, history, on_epoch_end, log_every, progress):
     history = [] if history is None else history
     group = process_group(model)
     rank = group.rank if group is not None else 0

@@ -58,3 +58,16 @@ def test_fit_without_a_test_loader_and_googlenets_loss():
     target = np.array([0, 1])
     loss = training.training_loss((logits, aux, aux), target)
     np.testing.assert_allclose(loss.item(), (1 + 2 * 0.3) * np.log(3), rtol=1e-6)   # main + 0.3 * each aux
+
+
+def test_a_diverging_fit_raises_nonfinite_loss_without_numpy_warnings():
+    import warnings
+
+    import pytest
+    model, _, train_loader, _ = _setup()
+    opt = optim.AdamW(model.parameters(), lr=1e30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(training.NonFiniteLossError, match="the training loss became nan"):
+            training.fit(model, train_loader, opt, 1, seed=0, progress=False)
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
