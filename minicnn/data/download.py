@@ -226,8 +226,8 @@ def check_md5(path, expected):
     if found != expected.lower():
         raise ChecksumError(
             f'{path} is corrupt or incomplete: MD5 expected {expected}, found {found}. '
-            f'Delete this file and run again with download=True to fetch a fresh copy '
-            f'(or put a good copy in its place).')
+            f'Delete this file and run again to download a fresh copy (the command lines do; in Python, '
+            f'with download=True), or put a good copy in its place.')
 
 
 # ----------------------------------------------------------------------------
