@@ -27,10 +27,24 @@ class CommandError(Exception):
     """A runtime failure, with the one line to show: what failed and what to do."""
 
 
+#: Checks of minicnn's settings in the environment, each ``() -> message or None``, added by the module
+#: that reads them (``kernels``: MINICNN_KERNELS, MINICNN_NUM_THREADS): every command line's parser
+#: runs them after its arguments, so a wrong value is a usage error of each (this level imports none).
+ENVIRONMENT_CHECKS = []
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, with a usage error printed as one line ``prog: error: message`` (no usage text)."""
+    """argparse's parser, with a usage error printed as one line ``prog: error: message`` (no usage text),
+    and the environment checked too (:data:`ENVIRONMENT_CHECKS`)."""
 
     quiet = False        # True: exit 2 without a word (a process of a parallel job other than rank 0)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        for check in ENVIRONMENT_CHECKS:
+            if (problem := check()):
+                self.error(problem)
+        return parsed
 
     def error(self, message):
         self.exit(EXIT_USAGE, None if self.quiet else f"{self.prog}: error: {one_line(message)}\n")

@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from . import architectures, cli, kernels
+from . import architectures, cli
 from .weights import MAPPINGS, save_weights
 
 PROG = "python -m minicnn.convert"
@@ -147,8 +147,6 @@ def check_fits(state, args) -> str:
 def run(argv=None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    if (problem := kernels.environment_error()):      # MINICNN_KERNELS, MINICNN_NUM_THREADS
-        parser.error(problem)
     if not args.output.endswith(".safetensors"):
         parser.error(f"OUTPUT must end in .safetensors, got {args.output!r}")
     if os.path.abspath(args.input) == os.path.abspath(args.output):

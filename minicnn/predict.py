@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from . import backend, checkpoint, cli, kernels
+from . import backend, checkpoint, cli
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .data import transforms as T
@@ -175,8 +175,6 @@ def run(argv=None) -> int:
     """The command line; returns the exit code (see :mod:`minicnn.cli`)."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if (problem := kernels.environment_error()):      # MINICNN_KERNELS, MINICNN_NUM_THREADS
-        parser.error(problem)
     debug = cli.debug_requested(args)
     return cli.run_reporting(parser.prog, debug, lambda: _run(args, parser.prog, debug),
                              expected=(checkpoint.CheckpointError,))

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, checkpoint, cli, distributed, fileio, kernels
+from . import architectures, backend, checkpoint, cli, distributed, fileio
 from .autograd import Tensor, no_grad
 from .data import DataError
 from .data.datasets import DATASETS, canonical_name
@@ -240,8 +240,8 @@ def run(argv=None) -> int:
     rank = distributed.launcher_rank() or 0      # under mpiexec: only rank 0 prints usage errors and progress
     parser.quiet = rank > 0
     args = parser.parse_args(argv)
-    if (problem := kernels.environment_error() or (args.distributed and distributed.environment_error())):
-        parser.error(problem)        # MINICNN_KERNELS, MINICNN_NUM_THREADS or MINICNN_DIST_TIMEOUT wrong
+    if args.distributed and (problem := distributed.environment_error()):     # MINICNN_DIST_TIMEOUT
+        parser.error(problem)
     jobs = []
 
     def body():

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import os
 
+from .. import cli
 from . import fast, textbook
 from .fast.threads import environment_error as _threads_environment_error
 from .geometry import conv_output_size, normalize_conv_padding, pool_output_size
@@ -83,6 +84,7 @@ def environment_error():
 
 
 _mode = os.environ.get("MINICNN_KERNELS", "").strip().lower() or "fast"   # checked by mode()
+cli.ENVIRONMENT_CHECKS.append(environment_error)
 
 
 def mode() -> str:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import architectures, backend, cli, kernels, nn
+from .. import architectures, backend, cli, nn
 from ..autograd import Tensor, no_grad
 from ..ops import zeros
 
@@ -361,8 +361,6 @@ def main(argv=None) -> int:
     """``python -m minicnn.summary``: exit status 0, 1 (runtime error) or 2 (usage error), see :mod:`minicnn.cli`."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if (problem := kernels.environment_error()):      # MINICNN_KERNELS, MINICNN_NUM_THREADS
-        parser.error(problem)
     options = dict(args.option)
     problem = cli.check_options(args.name, options, architectures.builder_options(args.name),
                                 reserved={"num_classes": "set it with --num-classes"})

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from .. import architectures, checkpoint, cli, kernels
+from .. import architectures, checkpoint, cli
 from ..autograd import Tensor, no_grad
 from ..data import DATASETS, DataError
 from . import analysis, figures
@@ -94,8 +94,6 @@ def run(argv=None) -> int:
     """The command line; returns the exit status (see :mod:`minicnn.cli`)."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if (problem := kernels.environment_error()):      # MINICNN_KERNELS, MINICNN_NUM_THREADS
-        parser.error(problem)
     by_name = args.source in architectures.names() and not os.path.exists(args.source)
     if not by_name and not os.path.exists(args.source):
         parser.error(f"{args.source} is not a run folder, a checkpoint file or an architecture name "
