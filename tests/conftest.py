@@ -96,6 +96,21 @@ def require_dataset(name: str) -> str:
     return folder
 
 
+#: The strict CuPy stand-in (``../shared/tools/fakecupy``, or ``$FAKECUPY_DIR``).
+STANDIN = os.path.abspath(os.environ.get("FAKECUPY_DIR") or os.path.join(REPO, "..", "shared", "tools", "fakecupy"))
+
+
+def standin_env() -> dict:
+    """The environment variables that run a child Python on the CuPy stand-in (its folder first on
+    PYTHONPATH, then the checkout); skip the test without it (fail it under ``CI=true``)."""
+    if not os.path.isdir(STANDIN):
+        message = f"the CuPy stand-in is not at {STANDIN} (set FAKECUPY_DIR)"
+        if REQUIRE_DATA:
+            pytest.fail(message + " (CI=true)", pytrace=False)
+        pytest.skip(message)
+    return {"PYTHONPATH": STANDIN + os.pathsep + REPO, "FAKECUPY_API": os.path.join(STANDIN, "api14.json")}
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
     """The real MNIST folder (see :func:`require_dataset`)."""

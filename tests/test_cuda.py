@@ -14,7 +14,7 @@ from minicnn import architectures, backend, nn, optim
 from minicnn.data import DataLoader
 from minicnn.training import train_one_epoch
 
-from conftest import cuda
+from conftest import REQUIRE_DATA, cuda
 
 pytestmark = cuda
 
@@ -114,8 +114,7 @@ def mnist_root():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     base = os.environ.get("MINICNN_DATA") or os.path.join(os.path.dirname(repo), "shared", "data")
     if not any(os.path.isfile(os.path.join(base, "mnist", "t10k-images-idx3-ubyte" + ext)) for ext in (".gz", "")):
-        required = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")     # as conftest's REQUIRE_DATA
-        (pytest.fail if required else pytest.skip)(f"no MNIST under {base}: set MINICNN_DATA")
+        (pytest.fail if REQUIRE_DATA else pytest.skip)(f"no MNIST under {base}: set MINICNN_DATA")
     return base
 
 

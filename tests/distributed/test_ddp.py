@@ -7,15 +7,14 @@ import os
 
 import numpy as np
 import pytest
-from conftest import REQUIRE_DATA
-from mpi_helpers import HERE, REPO, python
+from conftest import standin_env
+from mpi_helpers import HERE, python
 
 import minicnn
 import minicnn.functional as F
 from minicnn import distributed, nn
 from minicnn.distributed import Bucket, DistributedDataParallel, make_buckets
 
-FAKECUPY = os.path.abspath(os.environ.get("FAKECUPY_DIR") or os.path.join(REPO, "..", "shared", "tools", "fakecupy"))
 
 
 def grads_of(model, seed, use_last=True):
@@ -87,12 +86,6 @@ def test_wrapping_checks_its_arguments_before_it_needs_a_process_group():
 
 
 def test_buckets_of_cupy_arrays_under_fakecupy():
-    if not os.path.isdir(FAKECUPY):
-        message = f"the CuPy stand-in is not at {FAKECUPY} (set FAKECUPY_DIR)"
-        if REQUIRE_DATA:
-            pytest.fail(message + " (CI=true)", pytrace=False)
-        pytest.skip(message)
-    env = {"PYTHONPATH": FAKECUPY + os.pathsep + REPO, "FAKECUPY_API": os.path.join(FAKECUPY, "api14.json")}
-    proc = python([os.path.join(HERE, "fakecupy_checks.py")], env_extra=env, timeout=120)
+    proc = python([os.path.join(HERE, "fakecupy_checks.py")], env_extra=standin_env(), timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("OK 4 buckets, 55 gradient values averaged over 3 ranks on CuPy arrays"), proc.stdout
