@@ -3,34 +3,20 @@ on one thread and on several: kernels cut to their live taps on small padded map
 for images with few channels."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicnn import kernels
 from minicnn.kernels import fast, reference as R, textbook as T
-from minicnn.kernels.fast import conv, misc, norm, pool, rows
-from minicnn.kernels.fast import threads as fast_threads
+from minicnn.kernels.fast import conv, rows
 from minicnn.kernels.geometry import conv_geometry, conv_output_size
-
-def shared_fixture(max_examples):
-    """Hypothesis settings for a test whose fixture is the same for every example it draws."""
-    return settings(max_examples=max_examples, suppress_health_check=[HealthCheck.function_scoped_fixture])
+from threaded import fast_kernels_on, shared_fixture
 
 
 @pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
 def threads(request, monkeypatch):
     """One thread, or three with every minimum slice size at zero (so small shapes are really cut)."""
-    if request.param > 1:
-        monkeypatch.setattr(conv, "MIN_SLICE_MACS", 0)
-        monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
-        monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
-        monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
-        monkeypatch.setattr(fast_threads, "MIN_ELEMENTWISE_VALUES", 0)
-    before = fast_threads.get_num_threads()
-    fast_threads.set_num_threads(request.param)
-    with kernels.use("fast"):
-        yield request.param
-    fast_threads.set_num_threads(before)
+    with fast_kernels_on(request.param, monkeypatch) as n:
+        yield n
 
 
 def check_conv(x, w, b, stride, padding, dilation=(1, 1), groups=1, need_x=True, rtol=1e-9, loops=True):

@@ -9,35 +9,23 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 from minicnn import nn, optim
 from minicnn import functional as F
 from minicnn.autograd import Tensor
-from minicnn import kernels
 from minicnn.kernels.fast import conv, misc, norm, pool
 from minicnn.kernels.fast import threads as fast_threads
 from minicnn.kernels import reference as ref
-
-
-# The fixture's settings are the same for every example a hypothesis test draws.
-shared_fixture = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+from threaded import fast_kernels_on, shared_fixture
 
 
 @pytest.fixture
 def threads(monkeypatch):
-    monkeypatch.setattr(conv, "MIN_SLICE_MACS", 0)
-    monkeypatch.setattr(pool, "MIN_SLICE_VALUES", 0)
-    monkeypatch.setattr(norm, "MIN_SLICE_VALUES", 0)
-    monkeypatch.setattr(misc, "MIN_THREADED_MACS", 0)
-    monkeypatch.setattr(fast_threads, "MIN_ELEMENTWISE_VALUES", 0)
-    before = fast_threads.get_num_threads()
-    fast_threads.set_num_threads(3)
-    with kernels.use("fast"):            # the threads are the fast kernels' (also under MINICNN_KERNELS=textbook)
-        yield 3
-    fast_threads.set_num_threads(before)
+    with fast_kernels_on(3, monkeypatch) as n:
+        yield n
 
 
 def one_thread(fn):
@@ -163,7 +151,7 @@ def test_default_thread_count_follows_the_environment(monkeypatch):
 # --------------------------------------------------------------------------- the threaded kernels
 
 
-@shared_fixture
+@shared_fixture()
 @given(n=st.integers(1, 5), c=st.integers(1, 4), o=st.integers(1, 4), size=st.integers(3, 7),
        k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1), groups=st.sampled_from([1, 2]))
 def test_threaded_conv2d_matches_the_reference(threads, n, c, o, size, k, stride, pad, groups):
@@ -231,7 +219,7 @@ def test_threaded_conv2d_matches_the_reference_on_every_route(threads, routes, s
         np.testing.assert_allclose(got, want, atol=1e-10)
 
 
-@shared_fixture
+@shared_fixture()
 @given(n=st.integers(1, 6), size=st.integers(2, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
        pad=st.integers(0, 1), ceil=st.booleans())
 def test_threaded_pooling_matches_the_reference(threads, n, size, k, stride, pad, ceil):
