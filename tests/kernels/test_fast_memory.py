@@ -205,12 +205,11 @@ def test_the_pool_tracks_a_bounded_number_of_buffers(monkeypatch):
     """Arrays a caller keeps (features collected over a dataset) stay tracked until the cap; past it
     new ones are plain arrays, so a miss never scans an unbounded pool; memory is released on demand."""
     memory.release_memory()
-    monkeypatch.setattr(memory, "POOL_MAX_ENTRIES", memory._pool_state["entries"] + 20)
+    monkeypatch.setattr(memory, "POOL_MAX_ENTRIES", memory.pool_entries() + 20)
     kept = [memory.empty(np, (memory.POOL_MIN_BYTES // 4,), np.float32) for _ in range(50)]
-    assert memory._pool_state["entries"] == memory.POOL_MAX_ENTRIES
-    assert sum(len(e) for e in memory._pool.values()) == memory._pool_state["entries"]
+    assert memory.pool_entries() == memory.POOL_MAX_ENTRIES
     assert all(a.shape == (memory.POOL_MIN_BYTES // 4,) and a.dtype == np.float32 for a in kept)
     del kept
     gc.collect()
     assert minicnn.release_memory() >= 20 * memory.POOL_MIN_BYTES
-    assert sum(len(e) for e in memory._pool.values()) == memory._pool_state["entries"]
+    assert memory.pool_entries() == memory.POOL_MAX_ENTRIES - 20     # the 20 tracked ones were freed

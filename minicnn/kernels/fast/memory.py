@@ -51,7 +51,7 @@ POOL_MIN_BYTES = 128 << 10    # smaller arrays come from np.empty (glibc's heap 
 ALIGNMENT = 64                # bytes: a cache line, and the width of an AVX-512 register
 _pool_lock = threading.Lock()
 _pool = {}                    # nbytes -> list of [buffer, offset, last use]; a buffer is free when only the pool holds it
-_pool_state = {"clock": 0, "bytes": 0, "entries": 0}
+_pool_state = {"clock": 0, "bytes": 0}
 POOL_MAX_ENTRIES = 1024       # buffers tracked at most (a ResNet-50 train step uses about 160): past this,
                               # e.g. while a caller keeps thousands of outputs, new arrays are plain np.empty,
                               # which bounds the cost of a miss (it looks at every buffer)
@@ -83,15 +83,14 @@ def empty(xp, shape, dtype):
         _pool_state["clock"] += 1
         entry = _free_entry(nbytes) or _best_fit(nbytes)
         if entry is None:
-            if _pool_state["entries"] < POOL_MAX_ENTRIES or _pool_state["clock"] % 256 == 0:
+            if pool_entries() < POOL_MAX_ENTRIES or _pool_state["clock"] % 256 == 0:
                 _make_room(nbytes)
-            if _pool_state["entries"] >= POOL_MAX_ENTRIES:
+            if pool_entries() >= POOL_MAX_ENTRIES:
                 return np.empty(shape, dtype=dtype)
             raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)     # the owner: its views count as its references
             entry = [raw, -raw.ctypes.data % ALIGNMENT, 0]
             _pool.setdefault(nbytes, []).append(entry)
             _pool_state["bytes"] += nbytes
-            _pool_state["entries"] += 1
         entry[2] = _pool_state["clock"]
         buffer, start = entry[0], entry[1]
         return buffer[start:start + nbytes].view(dtype).reshape(shape)
@@ -137,7 +136,7 @@ def _make_room(nbytes):
     no misses; a forward pass under ``no_grad`` frees each layer's output as the next one comes,
     in sizes that rarely repeat within the pass, and this keeps its free memory (which malloc would
     have reused for other sizes) bounded. Called with the lock held."""
-    count = sum(len(entries) for entries in _pool.values())
+    count = pool_entries()
     oldest = _pool_state["clock"] - STALE_AFTER * max(count, 64)
     free = sorted(((entry[2], size, id(entry)) for size, entries in _pool.items()
                    for i, entry in enumerate(entries) if _refs(entries, i) == _FREE_REFS))
@@ -149,7 +148,6 @@ def _make_room(nbytes):
         dropped.add(key)
         total -= size
         _pool_state["bytes"] -= size
-        _pool_state["entries"] -= 1
     if dropped:
         for size, entries in list(_pool.items()):
             entries[:] = [entry for entry in entries if id(entry) not in dropped]
@@ -170,13 +168,17 @@ def release_memory() -> int:
         for nbytes, entries in list(_pool.items()):
             keep = [entries[i] for i in range(len(entries)) if _refs(entries, i) != _FREE_REFS]
             released += nbytes * (len(entries) - len(keep))
-            _pool_state["entries"] -= len(entries) - len(keep)
             if keep:
                 entries[:] = keep
             else:
                 del _pool[nbytes]
         _pool_state["bytes"] -= released
     return released
+
+
+def pool_entries() -> int:
+    """How many buffers the pool tracks (in use or free): a few per size, and few sizes."""
+    return sum(len(entries) for entries in _pool.values())
 
 
 def pool_bytes() -> int:
