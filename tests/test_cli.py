@@ -1,11 +1,15 @@
 """minicnn.cli: the pieces every command line shares (option values, checks, error lines)."""
 import argparse
 import errno
+import importlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from minicnn import architectures, cli
+from minicnn import architectures, cli, distributed, kernels
 
 
 @pytest.mark.parametrize("text, value", [
@@ -89,9 +93,6 @@ ENV_CASES = [("MINICNN_KERNELS", "fastt", "MINICNN_KERNELS must be 'fast' or 'te
                                      ["minicnn.visualize", "lenet5", "--kinds", "im2col", "--out", "figs"]],
                          ids=["train", "summary", "predict", "visualize"])
 def test_a_wrong_environment_variable_is_a_usage_error_of_every_command(tmp_path, command, variable, value, message):
-    import os
-    import subprocess
-    import sys
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo, **{variable: value})
     proc = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -101,7 +102,6 @@ def test_a_wrong_environment_variable_is_a_usage_error_of_every_command(tmp_path
 
 
 def test_a_wrong_kernel_set_in_the_environment_fails_at_the_first_kernel_not_at_import(monkeypatch):
-    from minicnn import kernels
     monkeypatch.setattr(kernels, "_mode", "fastt")
     monkeypatch.setenv("MINICNN_KERNELS", "fastt")
     with pytest.raises(ValueError, match="MINICNN_KERNELS must be 'fast' or 'textbook', got 'fastt'"):
@@ -111,7 +111,6 @@ def test_a_wrong_kernel_set_in_the_environment_fails_at_the_first_kernel_not_at_
 
 
 def test_a_wrong_distributed_timeout_is_named(monkeypatch):
-    from minicnn import distributed
     monkeypatch.setenv("MINICNN_DIST_TIMEOUT", "abc")
     assert distributed.environment_error() == "MINICNN_DIST_TIMEOUT must be a number of seconds, got 'abc'"
     monkeypatch.setenv("MINICNN_DIST_TIMEOUT", "30")
@@ -129,7 +128,6 @@ def test_options_a_command_line_sets_another_way_are_refused_with_the_way():
 
 
 def test_summary_with_in_channels_as_an_option_feeds_that_many_channels(capsys):
-    import importlib
     summary_module = importlib.import_module("minicnn.summary")
     assert summary_module.main(["lenet5", "-o", "in_channels=3"]) == 0
     assert 'Model: "LeNet5"   input: (1, 3, 32, 32)' in capsys.readouterr().out

@@ -130,9 +130,7 @@ def test_inversion_heuristic():
 
 
 def test_without_pillow_predict_says_so_in_one_line_before_loading_anything(monkeypatch, capsys, tmp_path):
-    import sys
-    from minicnn import predict as predict_cli
     monkeypatch.setitem(sys.modules, "PIL", None)                  # import PIL fails, as where it is missing
-    assert predict_cli.run([str(tmp_path / "no-such.npz"), "digit.png"]) == 1
+    assert predict.run([str(tmp_path / "no-such.npz"), "digit.png"]) == 1
     assert capsys.readouterr().err == ("python -m minicnn.predict: error: reading images needs Pillow: "
                                        "pip install Pillow (or pip install -e '.[image]')\n")

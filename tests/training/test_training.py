@@ -1,5 +1,8 @@
 """minicnn.training as a library: fit() trains, returns the history, and continues a run exactly."""
+import warnings
+
 import numpy as np
+import pytest
 
 import minicnn
 from minicnn import architectures, optim, training
@@ -61,9 +64,6 @@ def test_fit_without_a_test_loader_and_googlenets_loss():
 
 
 def test_a_diverging_fit_raises_nonfinite_loss_without_numpy_warnings():
-    import warnings
-
-    import pytest
     model, _, train_loader, _ = _setup()
     opt = optim.AdamW(model.parameters(), lr=1e30)
     with warnings.catch_warnings(record=True) as caught:
