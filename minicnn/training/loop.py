@@ -9,6 +9,7 @@ are those of the whole job, the same on every rank; evaluation shards are added 
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import warnings
@@ -143,6 +144,18 @@ def current_lr(optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+def _without_numpy_float_warnings(function):
+    """``function`` with NumPy's overflow / invalid-value / divide-by-zero warnings off: a diverging
+    run ends in a :class:`NonFiniteLossError` that says so, NumPy need not say it first."""
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+            return function(*args, **kwargs)
+    return quiet
+
+
+@_without_numpy_float_warnings
 def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=None, device="cpu",
         label_smoothing=0.0, seed=None, start_epoch=1, history=None, on_epoch_end=None, log_every=20,
         progress=True):
@@ -160,14 +173,6 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
     Data-parallel (a ``DistributedDataParallel`` model, on every process): the rows are the whole
     job's, the same on every rank; rank ``r``'s generator is seeded from ``(seed, epoch, r)``.
     """
-    with warnings.catch_warnings():   # a diverging run: NonFiniteLossError says so, NumPy need not too
-        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
-        return _fit(model, train_loader, optimizer, epochs, test_loader, scheduler, device, label_smoothing, seed,
-                    start_epoch, history, on_epoch_end, log_every, progress)
-
-
-def _fit(model, train_loader, optimizer, epochs, test_loader, scheduler, device, label_smoothing, seed,
-         start_epoch, history, on_epoch_end, log_every, progress):
     history = [] if history is None else history
     group = process_group(model)
     rank = group.rank if group is not None else 0
