@@ -33,6 +33,7 @@ from .. import backend, kernels
 from ..autograd import Tensor, enable_grad
 from ..backend import get_array_module
 from ..kernels.fast.misc import sgd_step as fast_sgd_step
+from .foreach import sgd_group_step
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
 
@@ -134,6 +135,8 @@ class Optimizer:
                 loss = closure()
         work = []
         for group in self.param_groups:
+            if self._group_step(group):      # the whole group in one fused step (SGD on a GPU)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -149,6 +152,10 @@ class Optimizer:
         # The updates are independent: the fast kernels share them out among the CPU threads (by size).
         kernels.parameter_updates(update, [p.data for p, *_ in work])
         return loss
+
+    def _group_step(self, group) -> bool:
+        """Step a whole parameter group at once if this optimizer can (True), else leave it to ``_update``."""
+        return False
 
     def _update(self, p, grad, state, group):
         raise NotImplementedError
@@ -242,6 +249,10 @@ class SGD(Optimizer):
         self._check_nonnegative(group, "weight_decay", "weight_decay value")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"{self._name}: Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def _group_step(self, group) -> bool:
+        # fast kernels on a GPU: one kernel for the whole group (see optim.foreach)
+        return kernels.mode() == "fast" and sgd_group_step(self, group)
 
     def _update(self, p, grad, state, group):
         lr, momentum = float(group["lr"]), float(group["momentum"])
