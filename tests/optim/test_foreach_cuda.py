@@ -95,3 +95,13 @@ def test_foreach_sgd_follows_replaced_parameters_and_states_on_cuda():
             tol = 1e-5        # float32 steps first: the two devices sum in different orders
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=tol, atol=tol, err_msg=f"step {k} {name}")
     assert opt._foreach_tables and "cupy" in sys.modules
+
+
+def test_parameters_sharing_memory_are_stepped_one_by_one_on_cuda():
+    base = minicnn.tensor(np.arange(6.0), device="cuda").data
+    a, b = nn.Parameter(minicnn.Tensor(base[:4])), nn.Parameter(minicnn.Tensor(base[2:]))   # overlap in [2:4]
+    opt = optim.SGD([a, b], lr=0.5, momentum=0.9)
+    for p in (a, b):
+        p.grad = minicnn.ones(p.shape, dtype=p.dtype, device="cuda")
+    opt.step()         # a then b, as the per-parameter step does: the overlap moves twice
+    np.testing.assert_allclose(base.get() if hasattr(base, "get") else base, [-0.5, 0.5, 1.0, 2.0, 3.5, 4.5])

@@ -52,7 +52,7 @@ from ..geometry import ConvGeometry, conv_geometry
 from .im2col import (channels_last_col2im, channels_last_cols, channels_last_weight, col2im, im2col,
                      use_channels_last)
 from .memory import empty, workspace
-from . import rows, unrolled
+from . import fused, rows, unrolled
 from .misc import channel_sums, matmul
 from .rows import ROWS_MAX_K_DX, ROWS_MAX_K_FORWARD, use_rows
 from .unrolled import use_unrolled
@@ -140,6 +140,11 @@ def _convolve_into(out, x, w3, kernel, stride, padding, dilation):
         return
     for n0, n1, r0, r1 in output_blocks(xp, N, Ho, Wo, G * Kg * x.itemsize):
         m, pixels = n1 - n0, (r1 - r0) * Wo
+        if xp is not np and r1 - r0 == Ho and m > 1:   # GPU: columns image by image, one batched GEMM into NCHW
+            cols = xp.empty((m, C, kh, kw, Ho, Wo), dtype=x.dtype)
+            fused.im2col_batch(x[n0:n1], cols, kernel, stride, (padding[0][0], padding[1][0]), dilation)
+            xp.matmul(w3, cols.reshape(m, G, Kg, pixels), out=out[n0:n1].reshape(m, G, Og, pixels))
+            continue
         cols = workspace(xp, "conv_cols", (C, kh, kw, m, r1 - r0, Wo), x.dtype)
         im2col(x[n0:n1], kernel, stride, _band_padding(padding, r0, r1, H, kh, sh, dh), dilation, out=cols)
         target = _block_view(out, n0, n1, r0, r1, G)
@@ -199,7 +204,8 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
         else:
             _convolve_into(out[n0:n1], x[n0:n1], w3, (g.kh, g.kw), g.stride, g.padding, g.dilation)
         if bias is not None:
-            out[n0:n1] += bias.reshape(O, 1, 1)
+            block = out[n0:n1]
+            xp.add(block, bias.reshape(O, 1, 1), out=block)      # (one launch on a GPU, where += on a slice is two)
 
     slices, heavy = _batch_slices(g, xp)
     parallel_map(forward_slice, slices, heavy)
@@ -407,6 +413,11 @@ def _backward_slice(grad_out, x, weight, g: ConvGeometry, dx, need_w):
         channels_last_col2im(dcols, dx, kernel, g.stride, g.padding, g.dilation)
     elif need_x and use_rows(xp, g, ROWS_MAX_K_DX):   # few channels: dx from whole-row runs
         rows.input_gradient_into(dx, grad_out, w3[0], g, CPU_CHUNK_BYTES)
+    elif need_x and xp is not np and g.N > 1:   # GPU: one batched GEMM from the NCHW gradient, columns image by image
+        dcols = xp.empty((g.N, G, Kg, L), dtype=x.dtype)
+        xp.matmul(w3.transpose(0, 2, 1), grad_out.reshape(g.N, G, Og, L), out=dcols)
+        fused.col2im_batch(dcols.reshape(g.N, C, g.kh, g.kw, g.Ho, g.Wo), dx, kernel, g.stride,
+                           (g.padding[0][0], g.padding[1][0]), g.dilation)
     elif need_x:   # dx = col2im(W^T @ grad), whole images at a time
         for n0, n1, _, _ in output_blocks(xp, g.N, g.Ho, g.Wo, C * g.kh * g.kw * x.itemsize, split_rows=False):
             dcols = workspace(xp, "conv_dcols", (G, Kg, (n1 - n0) * L), x.dtype)

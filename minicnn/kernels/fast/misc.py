@@ -12,7 +12,7 @@ import numpy as np
 
 from ...backend import get_array_module
 from ..geometry import check_linear
-from . import cuda
+from . import cuda, fused
 from .memory import empty, workspace
 from .threads import balanced_slices, batch_slices, elementwise, parallel_map
 
@@ -65,10 +65,19 @@ def sgd_step(p, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maxi
 
 # --------------------------------------------------------------------------- ReLU
 
+class ReluOutputMask(NamedTuple):
+    """ReLU's cache on a GPU: its output, whose positive entries are the mask (no mask array to write)."""
+    out: object
+
+
 def relu_forward(x, need_mask=True):
     """x  ->  (out, mask): out = max(x, 0), mask = out > 0 (None unless ``need_mask``).
-    Cut into row slices for the CPU threads (``backend.elementwise``)."""
+    Cut into row slices for the CPU threads (``backend.elementwise``); one launch on a GPU, where the
+    mask is read from the output in backward (a ``ReluOutputMask``)."""
     xp = get_array_module(x)
+    if xp is not np and x.dtype.kind == "f":
+        out = fused.relu_forward(xp.ascontiguousarray(x))
+        return out, (ReluOutputMask(out) if need_mask else None)
     out = empty(xp, x.shape, x.dtype)
     if not need_mask:
         elementwise(lambda o, x: xp.maximum(x, 0, out=o), out, x)
@@ -81,6 +90,8 @@ def relu_forward(x, need_mask=True):
 def relu_backward(grad, mask):
     """dx = grad * mask."""
     xp = get_array_module(grad)
+    if isinstance(mask, ReluOutputMask):
+        return fused.relu_backward(xp.ascontiguousarray(grad, dtype=mask.out.dtype), mask.out)
     dx = empty(xp, grad.shape, grad.dtype)
     elementwise(lambda d, g, m: xp.multiply(g, m, out=d), dx, grad, mask)
     return dx
@@ -94,6 +105,9 @@ class ScaledTanhCache(NamedTuple):
 def scaled_tanh_forward(x, a, b):
     """out = a * tanh(b * x) (LeCun's 1.7159 * tanh(2x/3)), in row slices for the CPU threads."""
     xp = get_array_module(x)
+    if xp is not np and x.dtype.kind == "f":   # one launch on a GPU
+        out, t = fused.scaled_tanh_forward(xp.ascontiguousarray(x), a, b)
+        return out, ScaledTanhCache(t, a * b)
     dtype = xp.result_type(x.dtype, b)        # x's float dtype; float64 for integer x, as x * b would be
     t, out = empty(xp, x.shape, dtype), empty(xp, x.shape, dtype)
 
@@ -108,6 +122,8 @@ def scaled_tanh_backward(grad, cache: ScaledTanhCache):
     """dx = grad * a*b * (1 - t^2), in place in one scratch array."""
     xp = get_array_module(grad)
     t, ab = cache
+    if xp is not np:
+        return fused.scaled_tanh_backward(xp.ascontiguousarray(grad, dtype=t.dtype), t, ab)
     d = empty(xp, grad.shape, t.dtype)
 
     def derivative(d, t, g):               # (t^2 - 1) * (-ab) * g

@@ -12,7 +12,7 @@ import numpy as np
 from ...backend import get_array_module
 from ...checks import check_grad
 from ..geometry import check_batch_norm
-from . import cuda
+from . import cuda, fused
 from .memory import empty
 from .threads import batch_slices, parallel_map
 
@@ -129,13 +129,33 @@ def _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training
         mean, inv_std = cuda.batch_norm_stats(x, rm, rv, momentum, eps)
         if update and rm is not running_mean:
             running_mean[...], running_var[...] = rm, rv
-    else:
-        mean = xp.ascontiguousarray(running_mean, dtype=dtype)
-        inv_std = (1.0 / xp.sqrt(running_var.astype(dtype) + eps)).astype(dtype, copy=False)
     weight = None if weight is None else xp.ascontiguousarray(weight, dtype=dtype)
     bias = None if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
+    if not batch_stats:   # one launch: the scale and shift from the running statistics inside the kernel
+        rm, rv = (xp.ascontiguousarray(a, dtype=dtype) for a in (running_mean, running_var))
+        out = fused.bn_eval(x, rm, rv, weight, bias, eps)
+        return out, BatchNormEvalCache(x, rm, rv, eps, weight, bias is not None)
     xhat, out = cuda.batch_norm_apply(x, mean, inv_std, weight, bias)
     return out, BatchNormCache(xhat, inv_std.reshape(shape), weight, bias is not None, batch_stats)
+
+
+class BatchNormEvalCache(NamedTuple):
+    """Eval-mode batch-norm's cache on a GPU: the input and the running statistics (references, as
+    PyTorch saves them); ``batch_norm_backward`` derives xhat and inv_std from them when it runs."""
+    x: object
+    running_mean: object
+    running_var: object
+    eps: float
+    weight: object
+    has_bias: bool
+
+
+def _eval_cache(cache: BatchNormEvalCache) -> BatchNormCache:
+    x, rm, rv, eps, weight, has_bias = cache
+    shape = _per_channel(x.ndim)
+    inv_std = (1.0 / get_array_module(x).sqrt(rv + eps)).astype(x.dtype, copy=False)
+    return BatchNormCache((x - rm.reshape(shape)) * inv_std.reshape(shape), inv_std.reshape(shape), weight,
+                          has_bias, False)
 
 
 def _batch_norm_backward_gpu(grad, cache: BatchNormCache, need_x, need_w, need_b):
@@ -155,6 +175,8 @@ def batch_norm_backward(grad, cache: BatchNormCache, need_x=True, need_w=True, n
     means are dbias / M and dweight / M (M values per channel): computed once, used twice.
     Running stats (eval): dx = grad * weight * inv_std  (a fixed per-channel scale).
     """
+    if isinstance(cache, BatchNormEvalCache):
+        cache = _eval_cache(cache)
     xhat, inv_std, weight, has_bias, batch_stats = cache
     check_grad("batch_norm_backward", grad, xhat.shape)
     xp = get_array_module(grad)
