@@ -79,8 +79,11 @@ def count(workload: str, batch: int = 2, warmup: int = 2):
 
 
 def host_us_per_launch(workload: str, batch: int = 2, steps: int = 3):
-    """(µs of host time per launch, launches per step, profile stats): the Python time of a step outside
-    the stand-in's array work, per launch (the stand-in's NumPy work stands in for the device's)."""
+    """(µs of host time per launch, launches per step, wall seconds per step, profile stats) of ``workload``:
+    the host time is what cProfile sees spent in minicnn's own code and in the functions (built-ins, NumPy,
+    the standard library) that minicnn calls directly; the stand-in's work (what the GPU and CuPy would
+    do) is left out. cProfile inflates Python time and a loaded machine more so: compare runs made back to
+    back, not with a real GPU's figures."""
     import cupy
     step, _ = build(workload, batch)
     for _ in range(2):
@@ -95,16 +98,13 @@ def host_us_per_launch(workload: str, batch: int = 2, steps: int = 3):
     wall = time.perf_counter() - t0
     launches = sum(cupy.OPS.values()) / steps
     stats = pstats.Stats(prof)
-    stand_in = os.path.dirname(cupy.__file__)
-    inside = 0.0       # time in the stand-in's entry points (their cumulative time: the emulated device work)
-    for (filename, _, _), (_, _, _, _, callers) in stats.stats.items():
-        if not filename.startswith(stand_in):
-            continue
-        outside_callers = any(not c[0].startswith(stand_in) for c in callers)
-        if outside_callers:
-            inside += sum(v[3] for c, v in callers.items() if not c[0].startswith(stand_in))
-    profiled = sum(v[2] for v in stats.stats.values())  # total own time seen by the profiler
-    host = max(0.0, profiled - inside)
+    ours = os.path.join(REPO, "minicnn") + os.sep
+    host = 0.0
+    for (filename, _, _), (_, _, own, _, callers) in stats.stats.items():
+        if filename.startswith(ours):
+            host += own
+        elif not filename.startswith(os.path.dirname(cupy.__file__)):     # called by minicnn: its share
+            host += sum(v[2] for c, v in callers.items() if c[0].startswith(ours))
     return 1e6 * host / steps / max(launches, 1), launches, wall / steps, stats
 
 

@@ -16,6 +16,7 @@ from .autograd import Function, Tensor
 from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .backend import get_array_module
 from .checks import check_dim
+from .kernels.fast import fused
 
 __all__ = [  # the functions, as torch.nn.functional has them (plus LeNet's scaled_tanh and subsample)
     "relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
@@ -120,6 +121,12 @@ class CrossEntropyFunction(Function):
     def forward(self, logits, target, reduction, label_smoothing):
         xp = get_array_module(logits)
         n, c = logits.shape
+        if xp is not np and logits.dtype.kind == "f" and K.mode() == "fast":   # GPU: one fused kernel each way
+            loss, self.logp, self.target = fused.cross_entropy_forward(xp.ascontiguousarray(logits), target,
+                                                                       label_smoothing)
+            self.reduction, self.smoothing, self.gpu = reduction, label_smoothing, True
+            return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
+        self.gpu = False
         logp = logits - logits.max(axis=1, keepdims=True)
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         rows = xp.arange(n)
@@ -139,6 +146,9 @@ class CrossEntropyFunction(Function):
         xp = get_array_module(grad)
         logp, target, eps = self.logp, self.target, self.smoothing
         n, c = logp.shape
+        if self.gpu:
+            return fused.cross_entropy_backward(grad, logp, target, eps, self.reduction == "none",
+                                                n if self.reduction == "mean" else 1), None
         dx = xp.exp(logp)                                   # softmax
         dx[xp.arange(n), target] -= 1 - eps
         if eps:

@@ -19,10 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 # every RawKernel minicnn has; each must have been launched at least once by the device tests
-KERNELS = ("im2col_kernel", "col2im_kernel", "max_pool_fwd_kernel", "max_pool_bwd_kernel", "bn_partial_sums",
-           "bn_stats", "bn_apply", "bn_grad_partial_sums", "bn_grad_sums", "bn_grad_input", "sgd_step",
+KERNELS = ("im2col_kernel", "col2im_kernel", "max_pool_fwd_kernel", "max_pool_bwd_kernel",
+           "bn_stats_block", "bn_apply", "bn_grad_sums_block", "bn_grad_input", "sgd_step",
            "sgd_step_multi", "bn_eval", "relu_fwd", "relu_bwd", "scaled_tanh_fwd", "scaled_tanh_bwd", "im2col_batch",
-           "col2im_batch")
+           "col2im_batch", "subsample_fwd", "subsample_bwd", "ce_fwd", "ce_bwd")
 
 
 def test_the_device_tests_pass_on_the_cupy_standin():

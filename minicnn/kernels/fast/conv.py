@@ -165,7 +165,7 @@ def _batch_slices(g: ConvGeometry, xp):
     and whether the work is heavy enough for a multi-threaded BLAS should it stay in one slice."""
     macs_per_image = g.O * g.Ho * g.Wo * (g.C // g.groups) * g.kh * g.kw
     slices = batch_slices(g.N, xp, min_size=-(-MIN_SLICE_MACS // max(1, macs_per_image)))
-    return slices, g.N * macs_per_image >= HEAVY_MACS
+    return slices, xp is np and g.N * macs_per_image >= HEAVY_MACS     # (a GPU has no BLAS threads to lend)
 
 
 def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
@@ -187,7 +187,8 @@ def conv2d_forward(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0))
     if g.full_window:   # out = x (N, C*kH*kW) @ W^T, no columns to build
         out = matmul(x.reshape(g.N, g.C * g.H * g.W), w3[0].T).reshape(g.N, O, 1, 1)
         if bias is not None:
-            out.reshape(g.N, O)[...] += bias
+            flat = out.reshape(g.N, O)
+            xp.add(flat, bias, out=flat)
         return out, cache
     if use_unrolled(xp, g, x.dtype.itemsize):   # a tiny map (2x2 under a 3x3 kernel): one product with the unrolled weight
         out, m = unrolled.forward(x, weight, bias, g)

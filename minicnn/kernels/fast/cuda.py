@@ -6,10 +6,10 @@
 * ``max_pool2d_forward`` / ``max_pool2d_backward``: one thread per output (max and first arg-max,
   stored as the flat h*W + w index in the input plane) / per input pixel (gather of the gradients
   of the windows whose arg-max it is).
-* ``batch_norm_forward`` / ``batch_norm_backward`` (training statistics): per-channel sums in two
-  launches (P threads per channel each sum every P-th value, in double, then one thread per channel
-  adds the P partial sums), then one element-wise launch; 3 launches each way instead of some 25
-  CuPy operations, whose launch overhead was most of a ResNet's batch-norm time.
+* ``batch_norm_apply`` / ``batch_norm_grad_input`` (training statistics): the element-wise launch of
+  batch-norm each way, after the per-channel sums of ``fused.batch_norm_stats`` / ``batch_norm_grad_sums``
+  (2 launches each way instead of some 25 CuPy operations, whose launch overhead was most of a ResNet's
+  batch-norm time).
 
 The kernels are compiled lazily, once per (kernel, dtype), with all index arithmetic in 64-bit
 (``long long``) so tensors over 2**31 elements work.  This module never imports CuPy: the wrappers
@@ -160,54 +160,6 @@ extern "C" __global__ void max_pool_bwd_kernel(const T* __restrict__ grad, const
     }
 }
 """,
-    "bn_partial_sums": r"""
-// Channel c's M = N*S values are x[(n*C + c)*S + s] for j = n*S + s. Work item (c, p) sums the values
-// j = p, p+P, p+2P, ... shifted by the channel's first value k (a stable one-pass variance):
-// s1[c*P + p] = sum (v - k), s2[c*P + p] = sum (v - k)^2, in double.  Neighbouring p read neighbouring s.
-extern "C" __global__ void bn_partial_sums(const T* __restrict__ x, double* __restrict__ s1,
-        double* __restrict__ s2, long long C, long long S, long long M, long long P) {
-    GRID_STRIDE_LOOP(idx, C * P) {
-        const long long c = idx / P, p = idx % P;
-        const double k = (double)x[c * S];
-        double a = 0, b = 0;
-        for (long long j = p; j < M; j += P) {
-            const long long n = j / S;
-            const double v = (double)x[(n * C + c) * S + (j - n * S)] - k;
-            a += v;
-            b += v * v;
-        }
-        s1[idx] = a;
-        s2[idx] = b;
-    }
-}
-""",
-    "bn_stats": r"""
-// One thread per channel: mean = k + s1/M, var = s2/M - (s1/M)^2 (biased), inv_std = 1/sqrt(var + eps);
-// with update_running, running = (1 - momentum) * running + momentum * stat (unbiased variance).
-extern "C" __global__ void bn_stats(const T* __restrict__ x, const double* __restrict__ s1,
-        const double* __restrict__ s2, T* __restrict__ mean, T* __restrict__ inv_std,
-        T* __restrict__ running_mean, T* __restrict__ running_var, long long C, long long S, long long M,
-        long long P, long long eps_bits, long long momentum_bits, long long update_running) {
-    const double eps = AS_DOUBLE(eps_bits), momentum = AS_DOUBLE(momentum_bits);
-    GRID_STRIDE_LOOP(c, C) {
-        double a = 0, b = 0;
-        for (long long p = 0; p < P; ++p) {
-            a += s1[c * P + p];
-            b += s2[c * P + p];
-        }
-        const double d = a / M;
-        double var = b / M - d * d;
-        if (var < 0) var = 0;
-        const double m = (double)x[c * S] + d;
-        mean[c] = (T)m;
-        inv_std[c] = (T)(1.0 / sqrt(var + eps));
-        if (update_running) {
-            running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * m);
-            running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * var * M / (M - 1));
-        }
-    }
-}
-""",
     "bn_apply": r"""
 // xhat = (x - mean[c]) * inv_std[c];  out = xhat * weight[c] + bias[c]  (weight, bias optional).
 extern "C" __global__ void bn_apply(const T* __restrict__ x, const T* __restrict__ mean,
@@ -221,39 +173,6 @@ extern "C" __global__ void bn_apply(const T* __restrict__ x, const T* __restrict
         T o = has_weight ? h * weight[c] : h;
         if (has_bias) o += bias[c];
         out[idx] = o;
-    }
-}
-""",
-    "bn_grad_partial_sums": r"""
-// As bn_partial_sums, for the backward pass: s1 = sum g, s2 = sum g * xhat over values j = p, p+P, ...
-extern "C" __global__ void bn_grad_partial_sums(const T* __restrict__ g, const T* __restrict__ xhat,
-        double* __restrict__ s1, double* __restrict__ s2, long long C, long long S, long long M, long long P) {
-    GRID_STRIDE_LOOP(idx, C * P) {
-        const long long c = idx / P, p = idx % P;
-        double a = 0, b = 0;
-        for (long long j = p; j < M; j += P) {
-            const long long n = j / S;
-            const long long at = (n * C + c) * S + (j - n * S);
-            a += (double)g[at];
-            b += (double)g[at] * (double)xhat[at];
-        }
-        s1[idx] = a;
-        s2[idx] = b;
-    }
-}
-""",
-    "bn_grad_sums": r"""
-// One thread per channel: sum_g[c] = sum of the P partial sums s1, sum_gx[c] = of s2.
-extern "C" __global__ void bn_grad_sums(const double* __restrict__ s1, const double* __restrict__ s2,
-        T* __restrict__ sum_g, T* __restrict__ sum_gx, long long C, long long P) {
-    GRID_STRIDE_LOOP(c, C) {
-        double a = 0, b = 0;
-        for (long long p = 0; p < P; ++p) {
-            a += s1[c * P + p];
-            b += s2[c * P + p];
-        }
-        sum_g[c] = (T)a;
-        sum_gx[c] = (T)b;
     }
 }
 """,
@@ -382,30 +301,6 @@ def _double_bits(value: float):
     return np.array(float(value), dtype=np.float64).view(np.int64)[()]
 
 
-def _partials_per_channel(values_per_channel: int) -> int:
-    """P: how many threads share one channel's sums (each takes every P-th value, at least ~32 of them)."""
-    p = min(1024, max(1, values_per_channel // 32))
-    return p - p % 32 if p >= 64 else p
-
-
-def batch_norm_stats(x, running_mean, running_var, momentum, eps):
-    """x (N, C, *) contiguous  ->  (mean, inv_std), each (C,), from the batch; updates the running
-    statistics in place when they are given (same dtype as x)."""
-    xp = get_array_module(x)
-    N, C = x.shape[:2]
-    S, M = x.size // (N * C), x.size // C
-    P = _partials_per_channel(M)
-    s1, s2 = xp.empty(C * P, dtype=xp.float64), xp.empty(C * P, dtype=xp.float64)
-    _launch(_kernel(xp, "bn_partial_sums", x.dtype), C * P, (x, s1, s2, *_i64(C, S, M, P)))
-    mean, inv_std = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
-    update = running_mean is not None
-    rm, rv = (running_mean, running_var) if update else (mean, inv_std)   # (unused placeholders)
-    _launch(_kernel(xp, "bn_stats", x.dtype), C,
-            (x, s1, s2, mean, inv_std, rm, rv, *_i64(C, S, M, P), _double_bits(eps), _double_bits(momentum),
-             np.int64(update)))
-    return mean, inv_std
-
-
 def batch_norm_apply(x, mean, inv_std, weight, bias):
     """-> (xhat, out): xhat = (x - mean) * inv_std, out = xhat * weight + bias, per channel (axis 1)."""
     xp = get_array_module(x)
@@ -416,19 +311,6 @@ def batch_norm_apply(x, mean, inv_std, weight, bias):
                 (x, mean, inv_std, mean if weight is None else weight, mean if bias is None else bias, xhat, out,
                  *_i64(C, x.size // (N * C), x.size, weight is not None, bias is not None)))
     return xhat, out
-
-
-def batch_norm_grad_sums(grad, xhat):
-    """-> (sum_g, sum_gx), each (C,): per-channel sums of grad and of grad * xhat."""
-    xp = get_array_module(grad)
-    N, C = xhat.shape[:2]
-    S, M = xhat.size // (N * C), xhat.size // C
-    P = _partials_per_channel(M)
-    s1, s2 = xp.empty(C * P, dtype=xp.float64), xp.empty(C * P, dtype=xp.float64)
-    _launch(_kernel(xp, "bn_grad_partial_sums", grad.dtype), C * P, (grad, xhat, s1, s2, *_i64(C, S, M, P)))
-    sum_g, sum_gx = xp.empty(C, dtype=grad.dtype), xp.empty(C, dtype=grad.dtype)
-    _launch(_kernel(xp, "bn_grad_sums", grad.dtype), C, (s1, s2, sum_g, sum_gx, *_i64(C, P)))
-    return sum_g, sum_gx
 
 
 def batch_norm_grad_input(grad, xhat, sum_g, sum_gx, inv_std, weight):

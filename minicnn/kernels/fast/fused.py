@@ -4,10 +4,14 @@ issuing launches, not by arithmetic.
 
 * ``sgd_step_multi``: one SGD step for many parameters at once (PyTorch's ``foreach``/``fused``), each
   parameter, gradient and momentum buffer found through a device table of pointers (``optim.foreach``).
+* ``bn_stats_block`` / ``bn_grad_sums_block``: training batch-norm's per-channel sums in one launch each
+  way (a block per channel, a tree in shared memory; were two launches: partial sums, then their sums).
 * ``bn_eval``: eval-mode batch-norm with the running statistics, scale and shift computed in the kernel
   (was astype, sqrt, divide, add and the apply: 5 launches), optionally followed by a ReLU.
 * ``relu_fwd`` / ``relu_bwd``: ReLU from its output (no mask array), 1 launch each way.
 * ``scaled_tanh_fwd`` / ``scaled_tanh_bwd``: LeNet's a * tanh(b x), 1 launch each way (were 3 and 4).
+* ``subsample_fwd`` / ``subsample_bwd``: LeNet-5's trainable subsampling, one launch each way (were 7 and 9).
+* ``ce_fwd`` / ``ce_bwd``: softmax cross-entropy, one launch each way (were some 18 and 8).
 * ``im2col_batch`` / ``col2im_batch``: columns laid out image by image, (N, C, kH, kW, Ho, Wo), so that
   one strided-batched GEMM writes the NCHW output (no transpose copy) and reads an NCHW gradient.
 
@@ -163,7 +167,184 @@ extern "C" __global__ void col2im_batch(const T* __restrict__ cols, T* __restric
     }
 }
 """,
+    "ce_fwd": r"""
+// Softmax cross-entropy, one thread per row i of logits x (n, c): logp = x - max - log(sum exp(x - max));
+// loss[i] = -(1 - e) * logp[t] - e/c * sum_j logp[j]; a target outside [0, c) gives NaN (no host check).
+extern "C" __global__ void ce_fwd(const T* __restrict__ x, const long long* __restrict__ target, T* __restrict__ logp,
+        T* __restrict__ loss, long long n, long long c, long long eps_bits) {
+    const T e = (T)AS_DOUBLE(eps_bits);
+    GRID_STRIDE_LOOP(i, n) {
+        const T* row = x + i * c;
+        T* out = logp + i * c;
+        T m = row[0];
+        for (long long j = 1; j < c; ++j) m = row[j] > m ? row[j] : m;
+        T s = 0;
+        for (long long j = 0; j < c; ++j) { out[j] = row[j] - m; s += (T)exp(out[j]); }
+        const T lse = (T)log(s);
+        T all = 0;
+        for (long long j = 0; j < c; ++j) { out[j] -= lse; all += out[j]; }
+        const long long t = target[i];
+        if (t < 0 || t >= c) { loss[i] = (T)NAN; continue; }
+        T l = -out[t];
+        if (e != (T)0) l = ((T)1 - e) * l - (e / (T)c) * all;
+        loss[i] = l;
+    }
 }
+""",
+    "ce_bwd": r"""
+// dx[i, j] = (exp(logp[i, j]) - (j == t_i) * (1 - e) - e/c) * g, g = grad[i] (per_row) or grad[0] / divisor;
+// NaN for a row whose target is outside [0, c).
+extern "C" __global__ void ce_bwd(const T* __restrict__ logp, const long long* __restrict__ target,
+        const T* __restrict__ grad, T* __restrict__ dx, long long n, long long c, long long eps_bits,
+        long long per_row, long long divisor) {
+    const T e = (T)AS_DOUBLE(eps_bits);
+    GRID_STRIDE_LOOP(idx, n * c) {
+        const long long i = idx / c, j = idx % c, t = target[i];
+        T d = (T)exp(logp[idx]);
+        if (j == t) d -= (T)1 - e;
+        if (e != (T)0) d -= e / (T)c;
+        if (t < 0 || t >= c) d = (T)NAN;
+        dx[idx] = d * (per_row ? grad[i] : grad[0] / (T)divisor);
+    }
+}
+""",
+    "subsample_fwd": r"""
+// LeNet's subsampling: sums[n, c, oh, ow] = sum of the window (zero padding); out = coeff[c] * sums + bias[c].
+extern "C" __global__ void subsample_fwd(const T* __restrict__ x, const T* __restrict__ coeff,
+        const T* __restrict__ bias, T* __restrict__ sums, T* __restrict__ out,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+        long long Ho, long long Wo, long long total, long long has_bias) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long ow = idx % Wo, oh = (idx / Wo) % Ho, nc = idx / (Wo * Ho), c = nc % C;
+        const T* plane = x + nc * H * W;
+        T s = 0;
+        for (long long i = 0; i < kh; ++i) {
+            const long long h = oh * sh - ph + i * dh;
+            if (h < 0 || h >= H) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long w = ow * sw - pw + j * dw;
+                if (w >= 0 && w < W) s += plane[h * W + w];
+            }
+        }
+        sums[idx] = s;
+        out[idx] = has_bias ? s * coeff[c] + bias[c] : s * coeff[c];
+    }
+}
+""",
+    "subsample_bwd": r"""
+// dx[n, c, h, w] = coeff[c] * sum of grad[n, c, oh, ow] over the windows that read (h, w): a gather.
+extern "C" __global__ void subsample_bwd(const T* __restrict__ grad, const T* __restrict__ coeff, T* __restrict__ dx,
+        long long N, long long C, long long H, long long W, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long dh, long long dw,
+        long long Ho, long long Wo, long long total) {
+    GRID_STRIDE_LOOP(idx, total) {
+        const long long w = idx % W, h = (idx / W) % H, nc = idx / (W * H), c = nc % C;
+        const T* g = grad + nc * Ho * Wo;
+        T acc = 0;
+        for (long long i = 0; i < kh; ++i) {
+            const long long hs = h + ph - i * dh;
+            if (hs < 0 || hs % sh != 0) continue;
+            const long long oh = hs / sh;
+            if (oh >= Ho) continue;
+            for (long long j = 0; j < kw; ++j) {
+                const long long ws = w + pw - j * dw;
+                if (ws < 0 || ws % sw != 0) continue;
+                const long long ow = ws / sw;
+                if (ow < Wo) acc += g[oh * Wo + ow] * coeff[c];
+            }
+        }
+        dx[idx] = acc;
+    }
+}
+""",
+    "bn_stats_block": r"""
+// Training batch-norm statistics, one block per channel c (its M = N*S values x[(n*C + c)*S + s]): each thread
+// sums every blockDim-th value shifted by the channel's first value k (a stable one-pass variance), in double,
+// then a tree in shared memory; thread 0 writes mean = k + s1/M, inv_std = 1/sqrt(var + eps) (biased var)
+// and, with update_running, running = (1 - momentum) * running + momentum * stat (unbiased variance).
+extern "C" __global__ void bn_stats_block(const T* __restrict__ x, T* __restrict__ mean, T* __restrict__ inv_std,
+        T* __restrict__ running_mean, T* __restrict__ running_var, long long C, long long S, long long M,
+        long long eps_bits, long long momentum_bits, long long update_running) {
+    __shared__ double sa[BN_BLOCK], sb[BN_BLOCK];
+    const double eps = AS_DOUBLE(eps_bits), momentum = AS_DOUBLE(momentum_bits);
+    for (long long c = blockIdx.x; c < C; c += gridDim.x) {
+        const double k = (double)x[c * S];
+        double a = 0, b = 0;
+        for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+            const long long n = j / S;
+            const double v = (double)x[(n * C + c) * S + (j - n * S)] - k;
+            a += v;
+            b += v * v;
+        }
+        sa[threadIdx.x] = a;
+        sb[threadIdx.x] = b;
+        __syncthreads();
+        for (long long h = blockDim.x / 2; h > 0; h /= 2) {
+            if ((long long)threadIdx.x < h) {
+                sa[threadIdx.x] += sa[threadIdx.x + h];
+                sb[threadIdx.x] += sb[threadIdx.x + h];
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) {
+            const double d = sa[0] / M;
+            double var = sb[0] / M - d * d;
+            if (var < 0) var = 0;
+            const double m = k + d;
+            mean[c] = (T)m;
+            inv_std[c] = (T)(1.0 / sqrt(var + eps));
+            if (update_running) {
+                running_mean[c] = (T)((1.0 - momentum) * (double)running_mean[c] + momentum * m);
+                running_var[c] = (T)((1.0 - momentum) * (double)running_var[c] + momentum * var * M / (M - 1));
+            }
+        }
+        __syncthreads();                              // (sa, sb are reused by this block's next channel)
+    }
+}
+""",
+    "bn_grad_sums_block": r"""
+// As bn_stats_block, for the backward pass: sum_g[c] = sum of g, sum_gx[c] = sum of g * xhat over channel c.
+extern "C" __global__ void bn_grad_sums_block(const T* __restrict__ g, const T* __restrict__ xhat,
+        T* __restrict__ sum_g, T* __restrict__ sum_gx, long long C, long long S, long long M) {
+    __shared__ double sa[BN_BLOCK], sb[BN_BLOCK];
+    for (long long c = blockIdx.x; c < C; c += gridDim.x) {
+        double a = 0, b = 0;
+        for (long long j = threadIdx.x; j < M; j += blockDim.x) {
+            const long long n = j / S;
+            const long long at = (n * C + c) * S + (j - n * S);
+            a += (double)g[at];
+            b += (double)g[at] * (double)xhat[at];
+        }
+        sa[threadIdx.x] = a;
+        sb[threadIdx.x] = b;
+        __syncthreads();
+        for (long long h = blockDim.x / 2; h > 0; h /= 2) {
+            if ((long long)threadIdx.x < h) {
+                sa[threadIdx.x] += sa[threadIdx.x + h];
+                sb[threadIdx.x] += sb[threadIdx.x + h];
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) {
+            sum_g[c] = (T)sa[0];
+            sum_gx[c] = (T)sb[0];
+        }
+        __syncthreads();
+    }
+}
+""",
+}
+BN_BLOCK = 256        # threads per block of the per-channel reductions (a power of two)
+_BLOCK_PRELUDE = f"""
+#define BN_BLOCK {BN_BLOCK}
+#if !defined(__CUDACC__)      // the CPU stand-in runs one thread per block, one block: no shared state to sync
+#define __shared__ static
+static inline void __syncthreads() {{}}
+#endif
+"""
+for _name in ("bn_stats_block", "bn_grad_sums_block"):
+    _SOURCES[_name] = _BLOCK_PRELUDE + _SOURCES[_name]
 cuda._SOURCES.update(_SOURCES)
 
 
@@ -238,3 +419,79 @@ def col2im_batch(cols, out, kernel_size, stride, pad_before, dilation):
     """Fill ``out`` (N, C, H, W) with the col2im gather of cols (N, C, kH, kW, Ho, Wo)."""
     return cuda._gather_into("col2im_batch", cols, out, out.shape, cols.shape[-2:], kernel_size, stride,
                              pad_before, dilation)
+
+
+def cross_entropy_forward(logits, target, label_smoothing):
+    """logits (n, c) contiguous, integer target (n,)  ->  (loss per row (n,), logp (n, c), target as int64):
+    one launch (a target outside [0, c) makes its row's loss NaN)."""
+    xp = get_array_module(logits)
+    n, c = logits.shape
+    target = xp.ascontiguousarray(target, dtype=xp.int64)
+    logp, loss = xp.empty_like(logits), xp.empty(n, dtype=logits.dtype)
+    if n and c:
+        _launch(_kernel(xp, "ce_fwd", logits.dtype), n,
+                (logits, target, logp, loss, *_i64(n, c), _double_bits(label_smoothing)))
+    return loss, logp, target
+
+
+def cross_entropy_backward(grad, logp, target, label_smoothing, per_row, divisor):
+    """dx (n, c) of ``cross_entropy_forward``'s loss: grad is (n,) (``per_row``) or 0-d (the total divided
+    by ``divisor``): one launch."""
+    xp = get_array_module(logp)
+    n, c = logp.shape
+    dx = xp.empty_like(logp)
+    if dx.size:
+        _launch(_kernel(xp, "ce_bwd", logp.dtype), dx.size,
+                (logp, target, xp.ascontiguousarray(grad, dtype=logp.dtype), dx, *_i64(n, c),
+                 _double_bits(label_smoothing), *_i64(per_row, divisor)))
+    return dx
+
+
+def subsample_forward(x, coeff, bias, g):
+    """LeNet's subsampling of contiguous x with a ``PoolGeometry``  ->  (out, window sums): one launch."""
+    xp = get_array_module(x)
+    sums, out = xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype), xp.empty((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    if out.size:
+        _launch(_kernel(xp, "subsample_fwd", x.dtype), out.size,
+                (x, coeff, coeff if bias is None else bias, sums, out, *_i64(*cuda._pool_args(g), out.size,
+                                                                              bias is not None)))
+    return out, sums
+
+
+def subsample_backward(grad, coeff, g):
+    """dx (N, C, H, W) of the subsampling: one launch."""
+    xp = get_array_module(grad)
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=grad.dtype)
+    if dx.size:
+        _launch(_kernel(xp, "subsample_bwd", grad.dtype), dx.size,
+                (xp.ascontiguousarray(grad), coeff, dx, *_i64(*cuda._pool_args(g), dx.size)))
+    return dx
+
+
+def _channel_blocks(C):
+    return (max(1, min(C, 1 << 16)),), (BN_BLOCK,)
+
+
+def batch_norm_stats(x, running_mean, running_var, momentum, eps):
+    """x (N, C, *) contiguous  ->  (mean, inv_std), each (C,), from the batch, in one launch (a block per
+    channel); updates the running statistics in place when they are given (x's dtype)."""
+    xp = get_array_module(x)
+    N, C = x.shape[:2]
+    S, M = x.size // (N * C), x.size // C
+    mean, inv_std = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    update = running_mean is not None
+    rm, rv = (running_mean, running_var) if update else (mean, inv_std)   # (unused placeholders)
+    _kernel(xp, "bn_stats_block", x.dtype)(*_channel_blocks(C), (x, mean, inv_std, rm, rv, *_i64(C, S, M),
+                                                                _double_bits(eps), _double_bits(momentum),
+                                                                np.int64(update)))
+    return mean, inv_std
+
+
+def batch_norm_grad_sums(grad, xhat):
+    """-> (sum_g, sum_gx), each (C,): per-channel sums of grad and of grad * xhat, in one launch."""
+    xp = get_array_module(grad)
+    N, C = xhat.shape[:2]
+    S, M = xhat.size // (N * C), xhat.size // C
+    sum_g, sum_gx = xp.empty(C, dtype=grad.dtype), xp.empty(C, dtype=grad.dtype)
+    _kernel(xp, "bn_grad_sums_block", grad.dtype)(*_channel_blocks(C), (grad, xhat, sum_g, sum_gx, *_i64(C, S, M)))
+    return sum_g, sum_gx

@@ -126,7 +126,7 @@ def _batch_norm_forward_gpu(x, running_mean, running_var, weight, bias, training
         # the kernel updates running stats of x's dtype in place; others go through a scratch copy
         rm, rv = ((a if a.dtype == dtype and a.flags.c_contiguous else a.astype(dtype))
                   for a in (running_mean, running_var)) if update else (None, None)
-        mean, inv_std = cuda.batch_norm_stats(x, rm, rv, momentum, eps)
+        mean, inv_std = fused.batch_norm_stats(x, rm, rv, momentum, eps)
         if update and rm is not running_mean:
             running_mean[...], running_var[...] = rm, rv
     weight = None if weight is None else xp.ascontiguousarray(weight, dtype=dtype)
@@ -162,7 +162,7 @@ def _batch_norm_backward_gpu(grad, cache: BatchNormCache, need_x, need_w, need_b
     """``batch_norm_backward`` with batch statistics on CuPy arrays: 3 kernel launches (``cuda``)."""
     xhat, inv_std, weight, has_bias, _ = cache
     grad = get_array_module(grad).ascontiguousarray(grad)
-    sum_g, sum_gx = cuda.batch_norm_grad_sums(grad, xhat)
+    sum_g, sum_gx = fused.batch_norm_grad_sums(grad, xhat)
     dx = cuda.batch_norm_grad_input(grad, xhat, sum_g, sum_gx, inv_std.reshape(-1), weight) if need_x else None
     return dx, (sum_gx if need_w and weight is not None else None), (sum_g if need_b and has_bias else None)
 

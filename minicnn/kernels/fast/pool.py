@@ -19,7 +19,7 @@ import numpy as np
 from ...backend import get_array_module
 from ...checks import channel_vector, check_grad
 from ..geometry import PoolGeometry, adaptive_output_size, avg_pool_divisor_override, pool_geometry
-from . import cuda
+from . import cuda, fused
 from .im2col import pad2d
 from .memory import empty, workspace
 from .misc import channel_sums
@@ -334,6 +334,10 @@ def subsample_forward(x, coeff, bias=None, kernel=2, stride=2):
     channel_vector("subsample", "coeff", coeff, g.C, x)
     channel_vector("subsample", "bias", bias, g.C, x)
     xp = get_array_module(x)
+    if xp is not np and x.dtype.kind == "f" and coeff.dtype == x.dtype and (bias is None or bias.dtype == x.dtype):
+        out, sums = fused.subsample_forward(xp.ascontiguousarray(x), xp.ascontiguousarray(coeff),
+                                            None if bias is None else xp.ascontiguousarray(bias), g)
+        return out, SubsampleCache(sums, coeff, bias is not None, g)
     sums = empty(xp, (g.N, g.C, g.Ho, g.Wo), x.dtype)
     out = empty(xp, sums.shape, x.dtype)
 
@@ -356,6 +360,8 @@ def subsample_backward(grad, cache: SubsampleCache):
     xp = get_array_module(grad)
     dcoeff = channel_sums(grad * sums)
     dbias = channel_sums(grad) if has_bias else None
+    if xp is not np and coeff.dtype == grad.dtype:   # one gather kernel on a GPU
+        return fused.subsample_backward(grad, xp.ascontiguousarray(coeff), g), dcoeff, dbias
     dx = empty(xp, (g.N, g.C, g.H, g.W), grad.dtype)
 
     def backward_slice(n0, n1):
