@@ -169,7 +169,8 @@ extern "C" __global__ void col2im_batch(const T* __restrict__ cols, T* __restric
 """,
     "ce_fwd": r"""
 // Softmax cross-entropy, one thread per row i of logits x (n, c): logp = x - max - log(sum exp(x - max));
-// loss[i] = -(1 - e) * logp[t] - e/c * sum_j logp[j]; a target outside [0, c) gives NaN (no host check).
+// loss[i] = -(1 - e) * logp[t] - e/c * sum_j logp[j]; a target outside [0, c) gives NaN (no host check;
+// the NaN from its bits: NVRTC has no NAN macro).
 extern "C" __global__ void ce_fwd(const T* __restrict__ x, const long long* __restrict__ target, T* __restrict__ logp,
         T* __restrict__ loss, long long n, long long c, long long eps_bits) {
     const T e = (T)AS_DOUBLE(eps_bits);
@@ -184,7 +185,7 @@ extern "C" __global__ void ce_fwd(const T* __restrict__ x, const long long* __re
         T all = 0;
         for (long long j = 0; j < c; ++j) { out[j] -= lse; all += out[j]; }
         const long long t = target[i];
-        if (t < 0 || t >= c) { loss[i] = (T)NAN; continue; }
+        if (t < 0 || t >= c) { loss[i] = (T)AS_DOUBLE(0x7ff8000000000000LL); continue; }
         T l = -out[t];
         if (e != (T)0) l = ((T)1 - e) * l - (e / (T)c) * all;
         loss[i] = l;
@@ -203,7 +204,7 @@ extern "C" __global__ void ce_bwd(const T* __restrict__ logp, const long long* _
         T d = (T)exp(logp[idx]);
         if (j == t) d -= (T)1 - e;
         if (e != (T)0) d -= e / (T)c;
-        if (t < 0 || t >= c) d = (T)NAN;
+        if (t < 0 || t >= c) d = (T)AS_DOUBLE(0x7ff8000000000000LL);
         dx[idx] = d * (per_row ? grad[i] : grad[0] / (T)divisor);
     }
 }
