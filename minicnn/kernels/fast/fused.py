@@ -7,7 +7,7 @@ issuing launches, not by arithmetic.
 * ``bn_stats_block`` / ``bn_grad_sums_block``: training batch-norm's per-channel sums in one launch each
   way (a block per channel, a tree in shared memory; were two launches: partial sums, then their sums).
 * ``bn_eval``: eval-mode batch-norm with the running statistics, scale and shift computed in the kernel
-  (was astype, sqrt, divide, add and the apply: 5 launches), optionally followed by a ReLU.
+  (was astype, sqrt, divide, add and the apply: 5 launches).
 * ``relu_fwd`` / ``relu_bwd``: ReLU from its output (no mask array), 1 launch each way.
 * ``scaled_tanh_fwd`` / ``scaled_tanh_bwd``: LeNet's a * tanh(b x), 1 launch each way (were 3 and 4).
 * ``subsample_fwd`` / ``subsample_bwd``: LeNet-5's trainable subsampling, one launch each way (were 7 and 9).
@@ -59,10 +59,10 @@ extern "C" __global__ void sgd_step_multi(const long long* __restrict__ table, l
 """,
     "bn_eval": r"""
 // Eval-mode batch-norm with the running statistics: inv = 1/sqrt(rv[c] + eps);
-// out = (x - rm[c]) * inv * weight[c] + bias[c] (weight, bias optional), then max(out, 0) with relu.
+// out = (x - rm[c]) * inv * weight[c] + bias[c] (weight, bias optional).
 extern "C" __global__ void bn_eval(const T* __restrict__ x, const T* __restrict__ rm, const T* __restrict__ rv,
         const T* __restrict__ weight, const T* __restrict__ bias, T* __restrict__ out, long long C, long long S,
-        long long total, long long eps_bits, long long has_weight, long long has_bias, long long relu) {
+        long long total, long long eps_bits, long long has_weight, long long has_bias) {
     const T eps = (T)AS_DOUBLE(eps_bits);
     GRID_STRIDE_LOOP(idx, total) {
         const long long c = (idx / S) % C;
@@ -70,7 +70,7 @@ extern "C" __global__ void bn_eval(const T* __restrict__ x, const T* __restrict_
         T o = (x[idx] - rm[c]) * inv;
         if (has_weight) o *= weight[c];
         if (has_bias) o += bias[c];
-        out[idx] = (relu && !(o > (T)0)) ? (o != o ? o : (T)0) : o;
+        out[idx] = o;
     }
 }
 """,
@@ -360,9 +360,8 @@ def sgd_step_multi(table, count, total, dtype, lr, momentum, dampening, weight_d
                  _double_bits(weight_decay), np.int64(flags)))
 
 
-def bn_eval(x, running_mean, running_var, weight, bias, eps, relu=False):
-    """Eval-mode batch-norm of contiguous x (N, C, *) with the running statistics (x's dtype), and a ReLU
-    after it with ``relu``: one launch."""
+def bn_eval(x, running_mean, running_var, weight, bias, eps):
+    """Eval-mode batch-norm of contiguous x (N, C, *) with the running statistics (x's dtype): one launch."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     out = xp.empty_like(x)
@@ -370,7 +369,7 @@ def bn_eval(x, running_mean, running_var, weight, bias, eps, relu=False):
         _launch(_kernel(xp, "bn_eval", x.dtype), x.size,
                 (x, running_mean, running_var, running_mean if weight is None else weight,
                  running_mean if bias is None else bias, out, *_i64(C, x.size // (N * C), x.size),
-                 _double_bits(eps), *_i64(weight is not None, bias is not None, relu)))
+                 _double_bits(eps), *_i64(weight is not None, bias is not None)))
     return out
 
 
