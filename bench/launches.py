@@ -7,8 +7,8 @@ The stand-in (``../shared/tools/fakecupy``) estimates in ``cupy.OPS`` the kernel
 launch (a ufunc, a reduction, a copy, a RawKernel, a GEMM; views count nothing) and counts host
 transfers in ``cupy.SYNCS``. A step is the one ``bench/run.py`` times: ``zero_grad``, forward,
 cross-entropy, backward and an SGD step (momentum 0.9) for training workloads; one forward pass under
-``no_grad`` in eval mode for inference workloads. The counts are taken on the third step (the first
-two warm up: lazily made buffers, the optimizer's momentum). They do not depend on the batch size, so
+``no_grad`` in eval mode for inference workloads. The counts are taken on the third training step (the first
+two warm up: lazily made buffers, the optimizer's momentum), the second inference batch. They do not depend on the batch size, so
 a batch of 2 is the default (the input size does matter: it is the workload's).
 
 ``--profile`` also reports the host time per launch: the step's wall time under cProfile, less the
@@ -66,10 +66,13 @@ def build(workload: str, batch: int = 2, cuda_graph: bool = False):
     return train, model
 
 
-def count(workload: str, batch: int = 2, warmup: int = 2):
-    """(launches, syncs, by_name) of one step of ``workload`` after ``warmup`` steps (stand-in only)."""
+def count(workload: str, batch: int = 2, warmup: int = None):
+    """(launches, syncs, by_name) of one step of ``workload`` after ``warmup`` steps (default: 2 for training,
+    whose optimizer starts its state at the first step; 1 for inference) (stand-in only)."""
     import cupy
     step, _ = build(workload, batch)
+    if warmup is None:
+        warmup = 2 if WORKLOADS[workload]["mode"] == "train" else 1
     for _ in range(warmup):
         step()
     cupy.OPS.clear()
