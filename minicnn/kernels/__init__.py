@@ -8,6 +8,8 @@ environment, ``minicnn.kernels.use("textbook")``, or ``with minicnn.kernels.use(
 switch every layer of every model to the textbook set. The functions below run the *active* set's
 forward; a backward runs the set that made its ``cache`` (so switching between a forward and its
 backward is harmless).
+``kernels.use("./minicnn-exercises")`` (a folder of ``python -m minicnn.exercises`` files, or a module)
+makes a third kind of set, the learner's (``learner.py``): their kernels where written, textbook elsewhere.
 
 Every kernel takes NumPy or CuPy arrays (the library is found with ``get_array_module``, so the
 same code runs on both devices), returns arrays of the dtype it was given (float32 in, float32
