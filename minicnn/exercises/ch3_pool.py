@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import textbook
-from .common import Exercise, array_of, check_grad, compare, unmodified
+from .common import Exercise, array_of, check_grad, compare, overlap_mistake, unmodified
 
 # --------------------------------------------------------------------------- relu
 
@@ -107,23 +107,16 @@ def _pool(mod, x, k, s, grad):
 def _max_variants(x, k, s, grad):
     """dx with the gradient given to every maximum, spread over the window, and assigned (not added)."""
     N, C, Ho, Wo = grad.shape
-    every, spread, assigned = (np.zeros(x.shape) for _ in range(3))
+    every, spread = np.zeros(x.shape), np.zeros(x.shape)
     for oh in range(Ho):
         for ow in range(Wo):
             rows, cols = slice(oh * s[0], oh * s[0] + k[0]), slice(ow * s[1], ow * s[1] + k[1])
             win = x[:, :, rows, cols]
-            top = win == win.max(axis=(2, 3), keepdims=True)
-            every[:, :, rows, cols] += top * grad[:, :, oh, ow, None, None]
+            every[:, :, rows, cols] += (win == win.max(axis=(2, 3), keepdims=True)) * grad[:, :, oh, ow, None, None]
             spread[:, :, rows, cols] += grad[:, :, oh, ow, None, None] / (k[0] * k[1])
-            first = np.zeros(win.shape, bool).reshape(N, C, -1)
-            np.put_along_axis(first, top.reshape(N, C, -1).argmax(-1)[..., None], True, -1)
-            first = first.reshape(win.shape)
-            assigned[:, :, rows, cols] = np.where(first, grad[:, :, oh, ow, None, None], assigned[:, :, rows, cols])
     return [(every, "on a tie the gradient goes to the FIRST maximum of the window only (row by row), "
                     "as minicnn's kernels do; your code gives it to every maximum"),
-            (spread, "max pooling sends each window's gradient to its maximum only, not spread over the window"),
-            (assigned, "windows overlap here (stride < kernel): an element that is the max of several windows "
-                       "gets the sum of their gradients: add (+=), do not assign")]
+            (spread, "max pooling sends each window's gradient to its maximum only, not spread over the window")]
 
 
 def _maxpool_stage1(mod):
@@ -156,6 +149,8 @@ def _maxpool_stage3(mod):
         got_out, dx = _pool(mod, x, k, s, g)
         what = f" for x {shape}, kernel {k}, stride {s}"
         compare("max pooling" + what, out, got_out)
+        overlap_mistake("max pooling's dx" + what, textbook.max_pool2d_backward(g, cache), dx,
+                        textbook.max_pool2d_backward(np.ones_like(g), cache))
         compare("max pooling's dx" + what, textbook.max_pool2d_backward(g, cache), dx, _max_variants(x, k, s, g))
 
 
@@ -196,14 +191,9 @@ def _avg_expected(grad, x_shape, k, s):
 def _avg_variants(grad, x_shape, k, s):
     kk = k[0] * k[1]
     right = _avg_expected(grad, x_shape, k, s)
-    assigned = np.zeros(x_shape)
-    for oh in range(grad.shape[2]):
-        for ow in range(grad.shape[3]):
-            assigned[:, :, oh * s[0]:oh * s[0] + k[0], ow * s[1]:ow * s[1] + k[1]] = grad[:, :, oh, ow, None, None] / kk
     return [(right * kk, "each element of a window gets grad / (kH*kW): the mean divides by the window's size"),
             (right * kk / k[0] if k[0] != k[1] or k[0] > 1 else None,
-             "divide by the window's number of elements, kH*kW, not by kH"),
-            (assigned, "windows overlap here (stride < kernel): add (+=) the shares of every window, do not assign")]
+             "divide by the window's number of elements, kH*kW, not by kH")]
 
 
 def _avg_stage1(mod):
@@ -226,7 +216,10 @@ def _avg_stage3(mod):
                         ((1, 1, 4, 4), (1, 1), (1, 1)), ((3, 2, 7, 4), (3, 2), (2, 2))]:
         Ho, Wo = (shape[2] - k[0]) // s[0] + 1, (shape[3] - k[1]) // s[1] + 1
         g = rng.normal(size=(*shape[:2], Ho, Wo))
-        compare(f"average pooling's dx for x {shape}, kernel {k}, stride {s}", _avg_expected(g, shape, k, s),
+        what = f"average pooling's dx for x {shape}, kernel {k}, stride {s}"
+        overlap_mistake(what, _avg_expected(g, shape, k, s), mod.avg_pool_backward(g, shape, k, s),
+                        _avg_expected(np.ones_like(g), shape, k, s) * (k[0] * k[1]))
+        compare(what, _avg_expected(g, shape, k, s),
                 mod.avg_pool_backward(g, shape, k, s), _avg_variants(g, shape, k, s))
 
 

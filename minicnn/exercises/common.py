@@ -186,3 +186,15 @@ class Exercise:
     hints: tuple
     solution: tuple
     stages: tuple
+
+
+def overlap_mistake(what, expected, got, counts):
+    """Raise ``Wrong`` when ``got`` is right wherever fewer than two windows meet (``counts`` per element) and
+    wrong only where they overlap: the gradients of overlapping windows were assigned, not added."""
+    got = np.asarray(got)
+    if got.shape != np.shape(expected):
+        return
+    single = np.asarray(counts) < 2
+    if (~single).any() and not close(expected, got) and close(np.asarray(expected)[single], got[single]):
+        raise Wrong(f"{what} is wrong only where windows overlap (stride < kernel, or dilation): add (+=) the "
+                    f"gradient of every window an element belongs to, do not assign (=) it")

@@ -32,7 +32,8 @@ from ..backend import get_array_module
 from . import textbook
 
 #: The exercise files the engine can use, with the functions each must define, and the engine's kernels
-#: they stand in for. (The other exercises, e.g. numerical_derivative, are checked but not plugged in.)
+#: they stand in for (the loss and the SGD step are read by ``functional`` and ``optim``, above this level).
+#: The other exercises (numerical_derivative, mul_broadcast, topological_backward) are checked, not plugged in.
 ENGINE_FILES = {
     "conv2d_forward": (("conv2d_forward",), "conv2d forward (with your im2col if it calls it)"),
     "conv2d_backward": (("conv2d_backward",), "conv2d backward"),
@@ -43,6 +44,8 @@ ENGINE_FILES = {
     "batch_norm": (("batch_norm_forward", "batch_norm_backward"), "batch-norm forward and backward"),
     "dropout": (("dropout_forward", "dropout_backward"), "dropout forward and backward"),
     "linear": (("linear_forward", "linear_backward"), "linear forward and backward"),
+    "softmax_cross_entropy": (("softmax_cross_entropy",), "the cross-entropy loss (mean, without label smoothing)"),
+    "sgd_momentum": (("sgd_step",), "the SGD step (optimizer sgd, without dampening, Nesterov or maximize)"),
 }
 STUB_MARK = "not implemented yet"
 _counter = itertools.count()
@@ -117,6 +120,9 @@ class LearnerKernels(types.SimpleNamespace):
                "linear_forward", "linear_backward", "scaled_tanh_forward", "scaled_tanh_backward"}
         for name in own:
             setattr(self, name, getattr(self, "_" + name))
+        for exercise, name in (("softmax_cross_entropy", "softmax_cross_entropy"), ("sgd_momentum", "sgd_step")):
+            if exercise in mine:             # read by functional.cross_entropy and optim.SGD (absent: their own code)
+                setattr(self, name, getattr(mine[exercise], name))
 
     def __repr__(self):
         return f"LearnerKernels({self.source!r}, yours: {sorted(self.mine)})"
@@ -282,8 +288,8 @@ def load(source) -> LearnerKernels:
         return LearnerKernels(mine, getattr(source, "__name__", "a module"))
     folder = os.fspath(source)
     if not os.path.isdir(folder):
-        raise ValueError(f"kernels.use: expected 'fast', 'textbook', a folder of exercise files or a module, "
-                         f"got {source!r} (no such folder)")
+        raise ValueError(f"kernels.use: expected 'fast' or 'textbook', got {source!r} (nor is it a folder of "
+                         f"exercise files or a module)")
     for exercise, (functions, _) in ENGINE_FILES.items():
         path = os.path.join(folder, exercise + ".py")
         if not os.path.exists(path):
