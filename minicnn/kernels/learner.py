@@ -25,6 +25,7 @@ import inspect
 import itertools
 import os
 import sys
+import textwrap
 import types
 from typing import NamedTuple
 
@@ -54,8 +55,7 @@ _counter = itertools.count()
 def is_written(fn) -> bool:
     """False for a function (or a class's methods) still raising the stub's NotImplementedError."""
     try:
-        tree = ast.parse(inspect.getsource(fn).strip() if not isinstance(fn, type) else
-                         inspect.getsource(fn))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return True
     for node in ast.walk(tree):
@@ -276,6 +276,17 @@ class LearnerKernels(types.SimpleNamespace):
                 _same_dtype(dbeta, grad) if need_b and has_b else None)
 
 
+def _siblings_written(module, folder) -> bool:
+    """False when the file uses a function of another file of the folder that is still a stub (conv2d_forward
+    calling an unwritten im2col): the textbook kernel runs instead, not a NotImplementedError mid-training."""
+    folder = os.path.abspath(folder)
+    for value in vars(module).values():
+        code = getattr(value, "__code__", None)
+        if code is not None and os.path.dirname(os.path.abspath(code.co_filename)) == folder and not is_written(value):
+            return False
+    return True
+
+
 def load(source) -> LearnerKernels:
     """The kernel set of an exercise folder (a path) or of a module holding the exercises' functions.
     Raises ``ValueError`` naming the file for a folder that is missing or a file that does not load."""
@@ -302,6 +313,6 @@ def load(source) -> LearnerKernels:
         if missing:
             raise ValueError(f"kernels.use: {path} does not define {', '.join(missing)} (the exercise's "
                              f"function{'s' if len(missing) > 1 else ''}; start it again in another folder to see the stub)")
-        if all(is_written(getattr(module, f)) for f in functions):
+        if all(is_written(getattr(module, f)) for f in functions) and _siblings_written(module, folder):
             mine[exercise] = module
     return LearnerKernels(mine, folder)

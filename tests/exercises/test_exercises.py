@@ -163,6 +163,8 @@ def test_kernels_use_a_folder_runs_lenet5_on_the_learners_kernels(tmp_path):
     wrong = open(os.path.join(SOLUTIONS, "linear.py")).read().replace("grad.T @ x", "2 * grad.T @ x")
     (tmp_path / "linear.py").write_text(wrong)
     exercises.start("relu", str(tmp_path))                       # a stub: not the learner's kernel yet
+    exercises.start("im2col", str(tmp_path))                     # conv2d_forward calls it: not the learner's either
+    shutil.copy(os.path.join(SOLUTIONS, "conv2d_forward.py"), tmp_path)
     with kernels.use(str(tmp_path)) as switch:
         text = switch.kernels.describe()
         _, wrong_grads = _lenet_step(x, y)
