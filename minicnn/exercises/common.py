@@ -35,8 +35,9 @@ class Result:
     def line(self) -> str:
         if self.passed:
             return f"{self.name}: passed all {self.stage} stages"
-        where = f"stage {self.stage} ({STAGES.get(self.stage, 'loading')})" if self.stage else "loading"
-        return f"{self.name}: failing at {where}: {self.message}"
+        if not self.stage:                  # it could not run: not started, or the file does not load
+            return f"{self.name}: {self.message}"
+        return f"{self.name}: failing at stage {self.stage} ({STAGES.get(self.stage, '?')}): {self.message}"
 
 
 def _learner_frame(exc):
