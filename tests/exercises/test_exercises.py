@@ -110,13 +110,13 @@ def test_a_hang_a_crash_and_sys_exit_are_one_line_each(tmp_path, capsys):
                                         "def linear_backward(grad, x, weight):\n    pass\n")
     (tmp_path / "dropout.py").write_text("import sys\n\n\ndef dropout_forward(x, p, training, rng):\n    sys.exit(1)\n\n\n"
                                          "def dropout_backward(grad, mask):\n    pass\n")
-    code = command(["check", "linear", "relu", "--timeout", "2", "--dir", str(tmp_path)])
+    code = command(["check", "linear", "relu", "--timeout", "4", "--dir", str(tmp_path)])
     out = capsys.readouterr().out
     linear, relu, total = out.splitlines()
     assert (code, total) == (1, "0 of 2 passing"), out
     assert "the checker's process exited with status 3 while running your code at stage 1" in linear
     assert relu == ("relu: failing at stage 1 (signature, shapes, dtypes, inputs left unmodified): timed out "
-                    "after 2 s at stage 1: an infinite loop? (the limit is --timeout)")
+                    "after 4 s at stage 1: an infinite loop? (the limit is --timeout)")
     dropout = exercises.check_file("dropout", str(tmp_path))          # in this process: SystemExit is caught
     assert dropout.message == "your code called sys.exit(1): return a value instead"
 
