@@ -8,7 +8,9 @@ an exercise that runs over, or a worker that dies, is reported and a fresh worke
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
 import os
 import select
@@ -48,8 +50,45 @@ def load(name, folder):
     return module
 
 
+def _stub_signatures(stub):
+    """``{"linear_backward": ["grad", "x", "weight"], "Mul.forward": ["a", "b"], ...}`` from a stub's source."""
+    found = {}
+    for node in ast.parse(stub).body:
+        defs = [(node.name, node)] if isinstance(node, ast.FunctionDef) else \
+            [(f"{node.name}.{f.name}", f) for f in node.body if isinstance(f, ast.FunctionDef)] \
+            if isinstance(node, ast.ClassDef) else []
+        for qualname, f in defs:
+            found[qualname] = [a.arg for a in f.args.args if a.arg != "self"]
+    return found
+
+
+def signature_problem(name, module):
+    """Why the learner's functions cannot be called as the stub's are (a missing or extra parameter), or None."""
+    for qualname, params in _stub_signatures(get(name).stub).items():
+        obj = module
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        if not callable(obj):
+            return f"{qualname} is missing (or not a function)"
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):
+            continue
+        if "." in qualname:                       # a method: bind without self
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+        try:
+            signature.bind(*params)
+        except TypeError:
+            return (f"{qualname} must take ({', '.join(params)}), as in the stub; yours takes "
+                    f"{str(signature)}")
+    return None
+
+
 def check_module(name, module, on_stage=None) -> Result:
     """Check the module (or any object with the exercise's functions as attributes), in this process."""
+    problem = signature_problem(name, module)
+    if problem:
+        return Result(name, False, 1, problem)
     return run_stages(name, get(name).stages, module, on_stage)
 
 
