@@ -213,6 +213,7 @@ def test_train_with_kernels_matches_textbook_mode(tmp_path, mnist_dir, capsys, m
     folder = tmp_path / "mine"
     shutil.copytree(SOLUTIONS, folder)
     monkeypatch.setenv("MINICNN_DATA", DATA_ROOT)
+    monkeypatch.setattr(train, "plot_curves", lambda *args: None)   # matplotlib's figure: seconds, and not the point
     args = ["lenet5", "--epochs", "1", "--limit-train", "640", "--limit-test", "200", "--threads", "1", "--batch-size",
             "32", "--lr", "0.005", "--warmup-epochs", "0", "--augment", "none", "--no-progress"]
     assert train.run([*args, "--kernels", str(folder), "--out", str(tmp_path / "a")]) == 0
