@@ -127,10 +127,14 @@ class CrossEntropyFunction(Function):
             self.reduction, self.smoothing, self.gpu = reduction, label_smoothing, True
             return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
         self.gpu = False
+        target, self.scale = _poisoned_rows(xp, target, c)
+        mine = getattr(K.active(), "softmax_cross_entropy", None)    # a learner's exercise (kernels.use(folder))
+        if mine is not None and reduction == "mean" and not label_smoothing and self.scale is None:
+            loss, self.mine = mine(logits, target)
+            return xp.asarray(loss, dtype=logits.dtype)
         logp = logits - logits.max(axis=1, keepdims=True)
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         rows = xp.arange(n)
-        target, self.scale = _poisoned_rows(xp, target, c)
         loss = -logp[rows, target]
         if label_smoothing:
             loss = (1 - label_smoothing) * loss - (label_smoothing / c) * logp.sum(axis=1)
@@ -143,6 +147,8 @@ class CrossEntropyFunction(Function):
         return total / n if reduction == "mean" else total
 
     def backward(self, grad):
+        if hasattr(self, "mine"):                                    # the learner's dlogits, (p - y) / N
+            return (self.mine * grad).astype(grad.dtype, copy=False), None
         xp = get_array_module(grad)
         logp, target, eps = self.logp, self.target, self.smoothing
         n, c = logp.shape

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from . import architectures, backend, checkpoint, cli, distributed, fileio
+from . import architectures, backend, checkpoint, cli, distributed, fileio, kernels
 from .autograd import Tensor, no_grad
 from .data import DataError
 from .data.datasets import DATASETS, canonical_name
@@ -158,6 +158,7 @@ def make_parser():
                         "means as configured: $MINICNN_NUM_THREADS, else $OMP_NUM_THREADS, else every CPU "
                         f"(default: {_per_arch('threads')})")
     g.add_argument("--seed", type=cli.nonneg_int, help="seed (an integer >= 0) of initialisation, data order, augmentation, dropout (default: 0)")
+    g.add_argument("--kernels", type=cli.existing_folder, metavar="DIR", help="train on your exercise kernels in DIR")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<arch>-<timestamp>)")
     g.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR_OR_CHECKPOINT",
                    help="continue a run from its last checkpoint: a run folder (uses last.npz), a .npz file, "
@@ -351,7 +352,7 @@ def _run(args, parser, cleanup, job) -> int:
     progress = not args.no_progress and job.writes
     state, config, ckpt_path, out = job.first_on_root(lambda: _configure(args, parser, job))
     config["processes"] = job.world_size
-
+    cleanup.enter_context(kernels.for_command_line(args.kernels))     # prints which kernels are the learner's
     cleanup.enter_context(threads.using(job.threads(config)))
     try:
         device = backend.normalize_device(args.device or ("cuda" if backend.cuda_available() else "cpu"))
@@ -374,7 +375,6 @@ def _run(args, parser, cleanup, job) -> int:
                                             make_transform(config, train=False))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
-
     if state is not None:
         try:
             model.load_state_dict(state["model"])

@@ -22,7 +22,7 @@ LEVELS = {
     "weights": 5, "distributed": 5,
     "architectures": 6,
     "training": 7, "summary": 7, "onnx_export": 7,
-    "train": 8, "predict": 8, "convert": 8, "visualize": 8,
+    "train": 8, "predict": 8, "convert": 8, "visualize": 8, "exercises": 8,
 }
 #: Packages imported inside functions because they are optional (extras) or need a GPU.
 OPTIONAL = {"cupy", "matplotlib", "PIL", "torch", "safetensors", "onnx", "onnxruntime", "mpi4py"}

@@ -8,6 +8,8 @@ environment, ``minicnn.kernels.use("textbook")``, or ``with minicnn.kernels.use(
 switch every layer of every model to the textbook set. The functions below run the *active* set's
 forward; a backward runs the set that made its ``cache`` (so switching between a forward and its
 backward is harmless).
+``kernels.use("./minicnn-exercises")`` (a folder of ``python -m minicnn.exercises`` files, or a module)
+makes a third kind of set, the learner's (``learner.py``): their kernels where written, textbook elsewhere.
 
 Every kernel takes NumPy or CuPy arrays (the library is found with ``get_array_module``, so the
 same code runs on both devices), returns arrays of the dtype it was given (float32 in, float32
@@ -63,10 +65,12 @@ contract; ``dropout_*`` and ``local_response_norm_*`` are shared by both sets.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import types
 
 from .. import cli
-from . import fast, textbook
+from . import fast, learner, textbook
 from .fast.threads import environment_error as _threads_environment_error
 from .geometry import conv_output_size, normalize_conv_padding, pool_output_size
 
@@ -88,7 +92,9 @@ cli.ENVIRONMENT_CHECKS.append(environment_error)
 
 
 def mode() -> str:
-    """The active kernel set: ``"fast"`` or ``"textbook"``."""
+    """The active kernel set: ``"fast"``, ``"textbook"``, or ``"learner"`` (an exercise folder's)."""
+    if isinstance(_mode, learner.LearnerKernels):
+        return "learner"
     if _mode not in MODES:
         raise ValueError(environment_error())
     return _mode
@@ -96,13 +102,22 @@ def mode() -> str:
 
 class use:
     """Switch the kernel set: ``kernels.use("textbook")`` for the rest of the program, or
-    ``with kernels.use("textbook"): ...`` for a block (the previous set comes back after it)."""
+    ``with kernels.use("textbook"): ...`` for a block (the previous set comes back after it).
 
-    def __init__(self, name: str):
+    ``kernels.use("./minicnn-exercises")`` (a folder of exercise files, or a module holding their
+    functions) runs every layer on the learner's kernels where they are written and the textbook
+    kernels elsewhere (see ``kernels.learner``); ``use(...).kernels.describe()`` says which are whose."""
+
+    def __init__(self, name):
         global _mode
-        if name not in MODES:
-            raise ValueError(f"kernels.use: expected 'fast' or 'textbook', got {name!r}")
-        self.previous, _mode = _mode, name
+        if isinstance(name, str) and name in MODES:
+            self.kernels = MODES[name]
+        elif isinstance(name, (str, os.PathLike, types.ModuleType)):
+            self.kernels = learner.load(name)
+        else:
+            raise ValueError(f"kernels.use: expected 'fast', 'textbook', a folder of exercise files or a module, "
+                             f"got {name!r}")
+        self.previous, _mode = _mode, (name if isinstance(name, str) and name in MODES else self.kernels)
 
     def __enter__(self):
         return self
@@ -113,14 +128,29 @@ class use:
         return False
 
 
+def for_command_line(folder, report=print):
+    """``train --kernels DIR``: the context that runs on DIR's kernels, after ``report``-ing which are
+    the learner's (a file that does not load is a one-line ``cli.CommandError``); no-op for None."""
+    if folder is None:
+        return contextlib.nullcontext()
+    try:
+        switch = use(folder)
+    except ValueError as exc:
+        raise cli.CommandError(str(exc).removeprefix("kernels.use: ")) from exc
+    report(switch.kernels.describe())
+    return switch
+
+
 def active():
-    """The module of the active kernel set (``kernels.fast`` or ``kernels.textbook``)."""
-    return MODES[mode()]
+    """The active kernel set (``kernels.fast``, ``kernels.textbook`` or a learner's ``LearnerKernels``)."""
+    return _mode if isinstance(_mode, learner.LearnerKernels) else MODES[mode()]
 
 
 def _owner(cache):
-    """The kernel set whose forward made ``cache`` (a NamedTuple of one set's module); the active
-    set for caches both sets share (dropout's and ReLU's masks, LRN's cache)."""
+    """The kernel set whose forward made ``cache`` (a NamedTuple of one set's module, or a learner
+    set's ``LearnerCache``); the active set for caches the sets share (dropout's and ReLU's masks, LRN's cache)."""
+    if isinstance(cache, learner.LearnerCache):
+        return cache.kset
     return textbook if getattr(type(cache), "__module__", None) == textbook.__name__ else active()
 
 
@@ -139,5 +169,5 @@ def _dispatch(name: str, backward: bool):
 for _name in fast.__all__:
     globals()[_name] = _dispatch(_name, _name.endswith("_backward"))
 
-__all__ = ["mode", "use", "active", "fast", "textbook", "normalize_conv_padding", "conv_output_size",
+__all__ = ["mode", "use", "active", "for_command_line", "learner", "fast", "textbook", "normalize_conv_padding", "conv_output_size",
            "pool_output_size", *fast.__all__]
