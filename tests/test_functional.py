@@ -284,7 +284,7 @@ def test_nll_loss_spatial_equals_cross_entropy():
 def test_functional_names_are_listed_once_and_nn_functional_has_the_same():
     import minicnn.functional as functional
     import minicnn.nn.functional as nnf
-    assert len(functional.__all__) == len(set(functional.__all__)) == 19
+    assert len(functional.__all__) == len(set(functional.__all__)) == 20
     assert all(callable(getattr(functional, name)) for name in functional.__all__)
     assert nnf.__all__ == functional.__all__ and all(getattr(nnf, n) is getattr(functional, n) for n in nnf.__all__)
     assert not any(name.endswith("Function") for name in functional.__all__)

@@ -3,24 +3,28 @@
 Each op is a ``Function`` with its forward and backward side by side; the heavy ones
 (convolution, pooling, normalisation, dropout) call the plain-array kernels in
 ``minicnn.kernels``, so that the maths lives in one place and runs on NumPy or CuPy.
+Here: activations, softmax, padding, convolution, linear, normalisation, dropout;
+``losses.py``: cross-entropy, NLL, MSE; ``pooling.py``: max (and unpooling), average, adaptive, subsampling.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from . import backend
-from . import kernels as K
-from .autograd import Function, Tensor
-from .ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
-from .backend import get_array_module
-from .checks import check_dim
+from .. import backend
+from .. import kernels as K
+from ..autograd import Function, Tensor
+from ..ops.activations import ReLUFunction, SigmoidFunction, TanhFunction
+from ..backend import get_array_module
+from ..checks import check_dim
+
+from .losses import cross_entropy, mse_loss, nll_loss
+from .pooling import adaptive_avg_pool2d, avg_pool2d, batched, max_pool2d, max_unpool2d, subsample
 
 __all__ = [  # the functions, as torch.nn.functional has them (plus LeNet's scaled_tanh and subsample)
     "relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss",
-    "pad", "conv2d", "linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "subsample", "batch_norm",
-    "local_response_norm", "dropout",
+    "pad", "conv2d", "linear", "max_pool2d", "max_unpool2d", "avg_pool2d", "adaptive_avg_pool2d", "subsample",
+    "batch_norm", "local_response_norm", "dropout",
 ]
 
 # --------------------------------------------------------------------------- activations
@@ -70,6 +74,10 @@ class SoftmaxFunction(Function):
 
     def forward(self, x, dim):
         xp = get_array_module(x)
+        self.dim = dim
+        if x.size == 0:                     # an empty tensor (a dimension of size 0): empty, as PyTorch
+            self.out = x.copy()
+            return self.out
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         e /= e.sum(axis=dim, keepdims=True)
         self.out, self.dim = e, dim
@@ -85,6 +93,10 @@ class LogSoftmaxFunction(Function):
 
     def forward(self, x, dim):
         xp = get_array_module(x)
+        self.dim = dim
+        if x.size == 0:                     # an empty tensor (a dimension of size 0): empty, as PyTorch
+            self.out = x.copy()
+            return self.out
         shifted = x - x.max(axis=dim, keepdims=True)
         shifted -= xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.out, self.dim = shifted, dim
@@ -103,140 +115,6 @@ def softmax(x: Tensor, dim=None) -> Tensor:
 def log_softmax(x: Tensor, dim=None) -> Tensor:
     """Numerically stable log-softmax along ``dim``."""
     return LogSoftmaxFunction.apply(x, _dim(dim, x.ndim, "log_softmax"))
-
-
-# --------------------------------------------------------------------------- losses
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-class CrossEntropyFunction(Function):
-    """Softmax cross-entropy of logits (N, C) against integer targets (N,), fused for stability.
-
-    With label smoothing e the target distribution is q = (1-e)*onehot(t) + e/C, and
-    loss_i = -sum_j q_ij * log_softmax(x)_ij;  dx_i = (softmax(x_i) - q_i) * g_i.
-    """
-
-    def forward(self, logits, target, reduction, label_smoothing):
-        xp = get_array_module(logits)
-        n, c = logits.shape
-        logp = logits - logits.max(axis=1, keepdims=True)
-        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
-        rows = xp.arange(n)
-        target, self.scale = _poisoned_rows(xp, target, c)
-        loss = -logp[rows, target]
-        if label_smoothing:
-            loss = (1 - label_smoothing) * loss - (label_smoothing / c) * logp.sum(axis=1)
-        if self.scale is not None:
-            loss *= self.scale.astype(loss.dtype)
-        self.logp, self.target, self.reduction, self.smoothing = logp, target, reduction, label_smoothing
-        if reduction == "none":
-            return loss
-        total = loss.sum()
-        return total / n if reduction == "mean" else total
-
-    def backward(self, grad):
-        xp = get_array_module(grad)
-        logp, target, eps = self.logp, self.target, self.smoothing
-        n, c = logp.shape
-        dx = xp.exp(logp)                                   # softmax
-        dx[xp.arange(n), target] -= 1 - eps
-        if eps:
-            dx -= eps / c
-        if self.scale is not None:
-            dx *= self.scale.astype(dx.dtype)[:, None]
-        if self.reduction == "none":
-            dx *= grad[:, None]
-        else:
-            dx *= grad / n if self.reduction == "mean" else grad
-        return dx, None
-
-
-def _check_reduction(reduction, op):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _class_target(op, input, target):
-    """Check logits/log-probabilities (N, C, d1, ...) against integer class indices (N, d1, ...);
-    return the target as an array on the input's device."""
-    if input.ndim < 2:
-        raise ValueError(f"{op}: expected input of shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
-    target = target.data if isinstance(target, Tensor) else target
-    if get_array_module(target) is np:       # host data (NumPy, lists): checked here, before any copy
-        target = np.asarray(target)
-    expected = (input.shape[0],) + tuple(input.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(f"{op}: expected a target of shape {expected} for input of shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
-    # The range check reads the targets on the host. For targets already on a GPU it would cost
-    # a device-to-host synchronisation per training step: there an out-of-range class makes its
-    # loss (and gradient) NaN instead (``_poisoned_rows``), which the training loop reports.
-    if isinstance(target, np.ndarray) and target.size and (int(target.min()) < 0 or int(target.max()) >= input.shape[1]):
-        raise ValueError(f"{op}: target values must be in [0, {input.shape[1]}), "
-                         f"got min {int(target.min())} and max {int(target.max())}")
-    return get_array_module(input.data).asarray(target)
-
-
-def _poisoned_rows(xp, target, num_classes):
-    """``(safe_target, scale)``: on a GPU, targets outside [0, C) read class 0 and get scale NaN (else 1),
-    so a bad target shows up as a NaN loss without a device-to-host check; on the CPU ``(target, None)``."""
-    if xp is np:
-        return target, None
-    valid = (target >= 0) & (target < num_classes)
-    return xp.where(valid, target, 0), xp.where(valid, 1.0, float("nan"))
-
-
-def _class_dim_last(input, target):
-    """(N, C, d1, ...) logits and (N, d1, ...) targets as (N*d1*..., C) and (N*d1*...,)."""
-    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
-    return input.permute(*perm).reshape(-1, input.shape[1]), target.reshape(-1)
-
-
-def cross_entropy(input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy between logits ``input`` (N, C) and class indices ``target`` (N,).
-
-    Same as ``torch.nn.functional.cross_entropy`` for integer targets (``weight`` and
-    ``ignore_index`` are not supported; K-dimensional inputs (N, C, d1, ...) are).
-    """
-    _check_reduction(reduction, "cross_entropy")
-    target = _class_target("cross_entropy", input, target)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if input.ndim > 2:
-        loss = CrossEntropyFunction.apply(*_class_dim_last(input, target), reduction, float(label_smoothing))
-        return loss.reshape(target.shape) if reduction == "none" else loss
-    return CrossEntropyFunction.apply(input, target, reduction, float(label_smoothing))
-
-
-def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) (or (N, C, d1, ...)) at integer ``target``."""
-    _check_reduction(reduction, "nll_loss")
-    target = _class_target("nll_loss", input, target)
-    flat, flat_target = _class_dim_last(input, target) if input.ndim > 2 else (input, target)
-    xp = get_array_module(flat.data)
-    flat_target, scale = _poisoned_rows(xp, flat_target, flat.shape[1])
-    picked = -flat[xp.arange(flat.shape[0]), flat_target]
-    if scale is not None:
-        picked = picked * Tensor(scale.astype(flat.dtype))
-    if reduction == "none":
-        return picked.reshape(target.shape)
-    return picked.sum() if reduction == "sum" else picked.mean()
-
-
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error ``(input - target)^2`` reduced by ``reduction``."""
-    _check_reduction(reduction, "mse_loss")
-    if not isinstance(target, Tensor):    # arrays and lists take the input's dtype and device
-        target = Tensor(get_array_module(input.data).asarray(target, dtype=input.dtype))
-    if target.shape != input.shape:
-        raise ValueError(f"mse_loss: input shape {tuple(input.shape)} and target shape "
-                         f"{tuple(target.shape)} differ")
-    diff = input - target
-    sq = diff * diff
-    return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
 
 
 # --------------------------------------------------------------------------- padding
@@ -298,7 +176,8 @@ class Conv2dFunction(Function):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """Convolve ``input`` (N, C, H, W) with ``weight`` (O, C/groups, kH, kW) -> (N, O, H', W').
+    """Convolve ``input`` (N, C, H, W) (or one image (C, H, W)) with ``weight`` (O, C/groups, kH, kW)
+    -> (N, O, H', W') (or (O, H', W')).
 
     ``padding``: an int, a pair, ``'valid'``, ``'same'`` (stride 1, as PyTorch), or a 4-tuple
     ``(top, bottom, left, right)`` for asymmetric padding (a minicnn extension; PyTorch
@@ -308,7 +187,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
                          f"got shape {tuple(weight.shape)}")
     padding = K.normalize_conv_padding(padding, weight.shape[2:], stride, dilation)
-    return Conv2dFunction.apply(input, weight, bias, stride, padding, dilation, groups)   # the kernel checks them
+    x, unbatched = batched("conv2d", input)
+    out = Conv2dFunction.apply(x, weight, bias, stride, padding, dilation, groups)   # the kernel checks them
+    return out.squeeze(0) if unbatched else out
 
 
 class LinearFunction(Function):
@@ -325,77 +206,6 @@ class LinearFunction(Function):
 def linear(input, weight, bias=None) -> Tensor:
     """Affine map ``input @ weight.T + bias`` (``torch.nn.functional.linear``)."""
     return LinearFunction.apply(input, weight, bias)
-
-
-class MaxPool2dFunction(Function):
-    """Max over each window (padding counts as -inf);  dx: g routed to the first arg-max of each window."""
-
-    def forward(self, x, kernel_size, stride, padding, ceil_mode):
-        out, self.cache = K.max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode)
-        return out
-
-    def backward(self, grad):
-        return K.max_pool2d_backward(grad, self.cache)
-
-
-def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False) -> Tensor:
-    """2-D max pooling (``torch.nn.functional.max_pool2d``; ``stride`` defaults to ``kernel_size``)."""
-    return MaxPool2dFunction.apply(input, kernel_size, stride, padding, bool(ceil_mode))   # the kernel checks them
-
-
-class AvgPool2dFunction(Function):
-    """Mean over each window;  dx: g / divisor spread evenly over the window."""
-
-    def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-        out, self.cache = K.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
-        return out
-
-    def backward(self, grad):
-        return K.avg_pool2d_backward(grad, self.cache)
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:
-    """2-D average pooling (``torch.nn.functional.avg_pool2d``)."""
-    return AvgPool2dFunction.apply(input, kernel_size, stride, padding,
-                           bool(ceil_mode), bool(count_include_pad))
-
-
-class AdaptiveAvgPool2dFunction(Function):
-    """Average over PyTorch's adaptive bins [floor(i*H/out), ceil((i+1)*H/out));  dx: g spread over each bin."""
-
-    def forward(self, x, output_size):
-        out, self.cache = K.adaptive_avg_pool2d_forward(x, output_size)
-        return out
-
-    def backward(self, grad):
-        return K.adaptive_avg_pool2d_backward(grad, self.cache)
-
-
-def adaptive_avg_pool2d(input, output_size) -> Tensor:
-    """Average-pool to a fixed ``output_size`` (an int, a pair; ``None`` keeps that input size)."""
-    if isinstance(output_size, numbers.Integral):
-        output_size = (int(output_size), int(output_size))
-    if input.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d: expected input of shape (N, C, H, W), got {tuple(input.shape)}")
-    output_size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))
-    return AdaptiveAvgPool2dFunction.apply(input, output_size)
-
-
-class SubsampleFunction(Function):
-    """LeNet-5's trainable subsampling: y = coeff[c] * (window sum of x) + bias[c];
-    dx = coeff * g spread over the window, dcoeff = sum(g * window sums), dbias = sum(g)."""
-
-    def forward(self, x, weight, bias, kernel_size, stride):
-        out, self.cache = K.subsample_forward(x, weight, bias, kernel_size, stride)
-        return out
-
-    def backward(self, grad):
-        return K.subsample_backward(grad, self.cache)
-
-
-def subsample(input, weight, bias, kernel_size=2, stride=2) -> Tensor:
-    """LeNet-5's S2/S4 layers (no PyTorch equivalent): a trainable coefficient and bias per channel."""
-    return SubsampleFunction.apply(input, weight, bias, kernel_size, stride)
 
 
 class BatchNormFunction(Function):
