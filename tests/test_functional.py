@@ -114,8 +114,12 @@ def test_pad(shape, widths):
 def test_pad_errors_and_dtype():
     x = minicnn.ones(1, 1, 2, 2)
     assert F.pad(x, (0, 1, 0, 1)).shape == (1, 1, 3, 3) and F.pad(x, (1, 1)).dtype == np.float32
-    with pytest.raises(ValueError, match="pad: widths must be non-negative"):
-        F.pad(x, (-1, 0))
+    cropped = F.pad(x, (-1, 0))                 # a negative width crops, as in PyTorch
+    assert cropped.shape == (1, 1, 2, 1)
+    with pytest.raises(ValueError, match=r"pad: widths \(-2, -1\) would crop shape \(1, 1, 2, 2\) below size 0"):
+        F.pad(x, (-2, -1))
+    with pytest.raises(ValueError, match="pad: mode='reflect' is not supported"):
+        F.pad(x, (1, 1), mode="reflect")
     with pytest.raises(ValueError, match="pad: expected an even number"):
         F.pad(x, (1, 0, 1))
 

@@ -107,20 +107,23 @@ class LogSoftmaxFunction(Function):
         return grad - xp.exp(self.out) * grad.sum(axis=self.dim, keepdims=True)
 
 
-def softmax(x: Tensor, dim=None) -> Tensor:
-    """Numerically stable softmax along ``dim``."""
-    return SoftmaxFunction.apply(x, _dim(dim, x.ndim, "softmax"))
+def softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
+    """Numerically stable softmax along ``dim`` (of ``x`` cast to ``dtype`` first, when given)."""
+    dim = _dim(dim, x.ndim, "softmax")
+    return SoftmaxFunction.apply(x if dtype is None else x.to(dtype=dtype), dim)
 
 
-def log_softmax(x: Tensor, dim=None) -> Tensor:
-    """Numerically stable log-softmax along ``dim``."""
-    return LogSoftmaxFunction.apply(x, _dim(dim, x.ndim, "log_softmax"))
+def log_softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
+    """Numerically stable log-softmax along ``dim`` (of ``x`` cast to ``dtype`` first, when given)."""
+    dim = _dim(dim, x.ndim, "log_softmax")
+    return LogSoftmaxFunction.apply(x if dtype is None else x.to(dtype=dtype), dim)
 
 
 # --------------------------------------------------------------------------- padding
 
 class PadFunction(Function):
-    """Zero (or constant) padding, asymmetric allowed;  dx = g with the border cut off.
+    """Constant padding, asymmetric allowed, a negative width crops;  dx = g with the border cut off
+    (zero where the input was cropped).
 
     ``widths`` is ``((before, after), ...)`` for every dimension of x.
     """
@@ -128,30 +131,37 @@ class PadFunction(Function):
     def forward(self, x, widths, value):
         xp = get_array_module(x)
         out = xp.full(tuple(n + a + b for n, (a, b) in zip(x.shape, widths)), value, dtype=x.dtype)
-        self.inner = tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, widths))
-        out[self.inner] = x
+        self.kept = tuple(slice(max(-a, 0), n - max(-b, 0)) for n, (a, b) in zip(x.shape, widths))
+        self.inner = tuple(slice(max(a, 0), max(a, 0) + k.stop - k.start) for a, k in
+                           zip((a for a, _ in widths), self.kept))
+        self.cropped = x.shape if any(a < 0 or b < 0 for a, b in widths) else None
+        out[self.inner] = x[self.kept]
         return out
 
     def backward(self, grad):
-        return grad[self.inner]
+        if self.cropped is None:
+            return grad[self.inner]
+        dx = get_array_module(grad).zeros(self.cropped, dtype=grad.dtype)
+        dx[self.kept] = grad[self.inner]
+        return dx
 
 
 def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad the last ``len(pad)//2`` dimensions, PyTorch order: ``(left, right, top, bottom, ...)``.
 
-    Only ``mode='constant'`` is supported; widths must be non-negative.
+    A negative width crops, as in PyTorch. Only ``mode='constant'`` is supported.
     """
     if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+        raise ValueError(f"pad: mode={mode!r} is not supported (only 'constant')")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expected an even number of widths, at most 2 per dimension "
                          f"({2 * input.ndim} for shape {tuple(input.shape)}), got {pad}")
-    if any(p < 0 for p in pad):
-        raise ValueError(f"pad: widths must be non-negative, got {pad}")
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if any(n + a + b < 0 for n, (a, b) in zip(input.shape, widths)):
+        raise ValueError(f"pad: widths {pad} would crop shape {tuple(input.shape)} below size 0")
     return PadFunction.apply(input, tuple(widths), value)
 
 
@@ -230,8 +240,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``training`` (unbiased variance, as PyTorch); they may be ``None`` only when ``training`` (no tracking).
     """
     if input.ndim not in (2, 3, 4):
-        raise ValueError(f"batch_norm: expected input of shape (N, C), (N, C, L) or (N, C, H, W), "
-                         f"got {tuple(input.shape)}")
+        raise ValueError(f"batch_norm: input of {input.ndim} dimensions is not supported: expected input of shape "
+                         f"(N, C), (N, C, L) or (N, C, H, W), got {tuple(input.shape)}")
     if running_mean is None and not training:
         raise ValueError("batch_norm: running statistics are required in eval mode")
     return BatchNormFunction.apply(input, _running_stat("running_mean", running_mean),
