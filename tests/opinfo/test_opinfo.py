@@ -2,8 +2,8 @@
 op minicnn has (``opinfo_table.OPS``): float64 on the CPU, forward values and dtypes, and the gradients of every
 input (``torch.autograd.grad`` against minicnn's backward), compared with tight tolerances.
 
-Skips without torch (CI installs it beside the dev extras: ``.ci/run``'s environment has torch 2.13; PyTorch's
-test helpers need ``expecttest``, in the dev extras). Samples the allowlist (``REFUSED``) names must raise its
+Skips without torch. torch is not among the dev extras, but the CI machine has it (torch 2.13, CPU), so the
+test runs there; PyTorch's test helpers need ``expecttest``, which the dev extras install. Samples the allowlist (``REFUSED``) names must raise its
 error; those of ``FIXED_ON_I22A`` run as strict xfails until branch i22a is merged.
 """
 from __future__ import annotations
@@ -138,10 +138,10 @@ def describe(sample):
     return f"input {inputs}, args {[shape(a) for a in sample.args]}, kwargs { {k: shape(v) for k, v in sample.kwargs.items()} }"
 
 
-def run(key, which):
-    """Check the samples of ``key`` that ``which`` selects; return the list of failures."""
+def run(key, which, every=1):
+    """Check the samples of ``key`` that ``which`` selects (every ``every``-th); return the list of failures."""
     failures = []
-    for index, sample in enumerate(samples(key)):
+    for index, sample in list(enumerate(samples(key)))[::every]:
         kind = classify(key, sample)
         if not which(kind):
             continue
@@ -170,6 +170,19 @@ def run(key, which):
 def test_opinfo_samples(key):
     failures = run(key, lambda kind: kind != "i22a")
     assert not failures, f"{key}: {len(failures)} of {len(samples(key))} samples differ from torch:\n" + "\n".join(failures[:10])
+
+
+#: The ops whose kernels have a textbook version too: their samples (every 4th) run again under it.
+KERNEL_OPS = ["nn.functional.conv2d", "nn.functional.max_pool2d", "nn.functional.avg_pool2d",
+              "nn.functional.adaptive_avg_pool2d", "nn.functional.batch_norm", "nn.functional.linear",
+              "nn.functional.local_response_norm", "nn.functional.max_unpool2d"]
+
+
+@pytest.mark.parametrize("key", KERNEL_OPS)
+def test_opinfo_samples_textbook_kernels(key):
+    with minicnn.kernels.use("textbook"):
+        failures = run(key, lambda kind: kind != "i22a", every=4)
+    assert not failures, f"{key} (textbook kernels): {len(failures)} samples differ from torch:\n" + "\n".join(failures[:10])
 
 
 I22A_KEYS = sorted({k for k, _ in FIXED_ON_I22A})
