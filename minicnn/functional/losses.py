@@ -20,14 +20,17 @@ def _log_softmax_rows(logits, xp):
     return logp
 
 
-def _row_weights(xp, target, weight, ignore_index, num_classes, dtype):
+def _row_weights(xp, target, weight, ignore_index, num_classes, dtype, may_ignore=True):
     """``(safe_target, row_weight, valid)`` for class-index targets (n,).
 
     ``row_weight[i]`` = weight[t_i] (1 without ``weight``), 0 where t_i == ignore_index; ``valid[i]`` is
     1 where the row counts, 0 where it is ignored. Both are None when every row counts with weight 1
-    (the common case, kept free of extra work). On a GPU the targets are not read on the host: a target
-    outside [0, C) that is not ``ignore_index`` gets row weight NaN, so it shows up as a NaN loss."""
-    valid = target != ignore_index
+    (the common case, kept free of extra work: ``may_ignore=False`` says no target is ``ignore_index``).
+    On a GPU the targets are not read on the host: a target outside [0, C) that is not ``ignore_index``
+    gets row weight NaN, so it shows up as a NaN loss."""
+    if xp is np and weight is None and not may_ignore:
+        return target, None, None
+    valid = target != ignore_index if ignore_index is not None else xp.ones(target.shape, dtype=bool)
     if xp is np:
         if weight is None and bool(valid.all()):
             return target, None, None
@@ -53,7 +56,8 @@ class CrossEntropyFunction(Function):
         xp = get_array_module(logits)
         n, c = logits.shape
         logp = _log_softmax_rows(logits, xp)
-        target, row_weight, valid = _row_weights(xp, target, weight, ignore_index, c, logits.dtype)
+        target, row_weight, valid = _row_weights(xp, target, weight, ignore_index, c, logits.dtype,
+                                                 ignore_index is not None)
         loss = -logp[xp.arange(n), target]
         if row_weight is not None:
             loss *= row_weight
@@ -68,8 +72,8 @@ class CrossEntropyFunction(Function):
         if reduction == "none":
             return loss
         total = loss.sum()
-        if reduction == "sum":
-            return total
+        if reduction == "sum" or row_weight is None:
+            return total if reduction == "sum" else total / n
         with np.errstate(invalid="ignore", divide="ignore"):      # every row ignored: NaN, as PyTorch
             return (total / self.count).astype(logits.dtype)
 
@@ -93,9 +97,11 @@ class CrossEntropyFunction(Function):
                 dx -= (eps / c) * self.valid[:, None] * (1 if w is None else w[None, :])
         if self.reduction == "none":
             dx *= grad[:, None]
+        elif self.reduction == "sum" or r is None:
+            dx *= grad / n if self.reduction == "mean" else grad
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
-                dx *= grad / self.count if self.reduction == "mean" else grad
+                dx *= grad / self.count
         return dx, None
 
 
@@ -147,7 +153,8 @@ def _class_weight(op, weight, input):
 
 def _class_target(op, input, target, ignore_index):
     """Check logits/log-probabilities (N, C, d1, ...) against integer class indices (N, d1, ...);
-    return the target as an array on the input's device."""
+    return the target as an array on the input's device, and whether some target may be ``ignore_index``
+    (False only where the host targets were read and none is)."""
     if input.ndim < 2:
         raise ValueError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
     target = target.data if isinstance(target, Tensor) else target
@@ -162,12 +169,16 @@ def _class_target(op, input, target, ignore_index):
     # The range check reads the targets on the host. For targets already on a GPU it would cost
     # a device-to-host synchronisation per training step: there an out-of-range class makes its
     # loss (and gradient) NaN instead (``_row_weights``), which the training loop reports.
-    if isinstance(target, np.ndarray) and target.size:
-        counted = target[target != ignore_index]
-        if counted.size and (int(counted.min()) < 0 or int(counted.max()) >= input.shape[1]):
-            raise ValueError(f"{op}: target values must be in [0, {input.shape[1]}) (or ignore_index="
-                             f"{ignore_index}), got min {int(counted.min())} and max {int(counted.max())}")
-    return get_array_module(input.data).asarray(target)
+    may_ignore = True
+    if isinstance(target, np.ndarray):
+        low, high = (int(target.min()), int(target.max())) if target.size else (0, -1)
+        may_ignore = low <= ignore_index <= high
+        if low < 0 or high >= input.shape[1]:
+            counted = target[target != ignore_index]           # ignore_index may lie outside [0, C)
+            if counted.size and (int(counted.min()) < 0 or int(counted.max()) >= input.shape[1]):
+                raise ValueError(f"{op}: target values must be in [0, {input.shape[1]}) (or ignore_index="
+                                 f"{ignore_index}), got min {int(counted.min())} and max {int(counted.max())}")
+    return get_array_module(input.data).asarray(target), may_ignore
 
 
 def _class_dim_last(input, target):
@@ -230,10 +241,10 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
         loss = SoftTargetCrossEntropyFunction.apply(flat, flat_target, weight, reduction, float(label_smoothing))
         shape = (input.shape[0],) + tuple(input.shape[2:])
     else:
-        target = _class_target("cross_entropy", input, target, ignore_index)
+        target, may_ignore = _class_target("cross_entropy", input, target, ignore_index)
         flat, flat_target = _class_dim_last(input, target) if input.ndim > 2 else (input, target)
-        loss = CrossEntropyFunction.apply(flat, flat_target, weight, int(ignore_index), reduction,
-                                          float(label_smoothing))
+        loss = CrossEntropyFunction.apply(flat, flat_target, weight, int(ignore_index) if may_ignore else None,
+                                          reduction, float(label_smoothing))
         shape = target.shape
     if reduction != "none":
         return loss
@@ -253,10 +264,11 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
                          f"got {tuple(target.shape)}")
     input, target, unbatched = _unbatched("nll_loss", input, target)
     weight = _class_weight("nll_loss", weight, input)
-    target = _class_target("nll_loss", input, target, ignore_index)
+    target, may_ignore = _class_target("nll_loss", input, target, ignore_index)
     flat, flat_target = _class_dim_last(input, target) if input.ndim > 2 else (input, target)
     xp = get_array_module(flat.data)
-    flat_target, row_weight, _ = _row_weights(xp, flat_target, weight, int(ignore_index), flat.shape[1], flat.dtype)
+    flat_target, row_weight, _ = _row_weights(xp, flat_target, weight, int(ignore_index), flat.shape[1], flat.dtype,
+                                              may_ignore)
     picked = -flat[xp.arange(flat.shape[0]), flat_target]
     if row_weight is not None:
         picked = picked * Tensor(row_weight)
