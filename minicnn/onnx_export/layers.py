@@ -6,7 +6,7 @@ emits PyTorch's meaning:
 * ``MaxPool2d(ceil_mode=True)``: PyTorch drops a last window that would start in the right
   padding; ONNX's ``ceil_mode`` does not (its shape inference then disagrees with the graph).  The exporter computes the
   output size PyTorch's way and writes it as explicit end padding (ignored by max pooling),
-  so the ONNX node runs in floor mode.
+  so the ONNX node runs in floor mode. ``dilation`` becomes ONNX's ``dilations``.
 * ``LocalResponseNorm`` with an even ``size``: PyTorch's window holds size//2 channels before
   c and (size-1)//2 after, ONNX's LRN floor((size-1)/2) before and ceil((size-1)/2) after (and
   onnxruntime refuses even sizes).  Odd sizes (AlexNet's 5) agree and use ONNX's LRN (both
