@@ -77,7 +77,9 @@ def test_the_layers():
     out, indices = pool(x)
     assert unpool(out, indices, output_size=x.shape).shape == x.shape
     assert repr(unpool) == "MaxUnpool2d(kernel_size=3, stride=2, padding=1)"
-    assert nn.MaxPool2d(2, dilation=2)(x).shape == (2, 1, 2, 2)
+    dilated = nn.MaxPool2d(2, 1, dilation=2)(x)
+    assert dilated.shape == (2, 1, 3, 3)
+    np.testing.assert_array_equal(dilated.numpy(), F.max_pool2d(x, 2, 1, 0, 2).numpy())
     image = x[0]
     np.testing.assert_array_equal(nn.MaxPool2d(2)(image).numpy(), nn.MaxPool2d(2)(x).numpy()[0])
     assert nn.AvgPool2d(2, divisor_override=1)(image).numpy().sum() == pytest.approx(x.numpy()[0, :, :4, :4].sum())
