@@ -55,13 +55,15 @@ def check_same_dtype(op: str, x, **others):
 
 
 def pair(op: str, name: str, value, minimum: int = 0):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; checks the values are ints >= ``minimum``."""
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; ``(3,) -> (3, 3)`` (as PyTorch's); checks the values are ints >= ``minimum``."""
     if isinstance(value, numbers.Integral):
         value = (int(value), int(value))
     try:
         value = tuple(value)
     except TypeError:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
+    if len(value) == 1:
+        value = value * 2
     if len(value) != 2 or not all(isinstance(v, numbers.Integral) for v in value):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in value):

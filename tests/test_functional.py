@@ -114,8 +114,12 @@ def test_pad(shape, widths):
 def test_pad_errors_and_dtype():
     x = minicnn.ones(1, 1, 2, 2)
     assert F.pad(x, (0, 1, 0, 1)).shape == (1, 1, 3, 3) and F.pad(x, (1, 1)).dtype == np.float32
-    with pytest.raises(ValueError, match="pad: widths must be non-negative"):
-        F.pad(x, (-1, 0))
+    cropped = F.pad(x, (-1, 0))                 # a negative width crops, as in PyTorch
+    assert cropped.shape == (1, 1, 2, 1)
+    with pytest.raises(ValueError, match=r"pad: widths \(-2, -1\) would crop shape \(1, 1, 2, 2\) below size 0"):
+        F.pad(x, (-2, -1))
+    with pytest.raises(ValueError, match="pad: mode='reflect' is not supported"):
+        F.pad(x, (1, 1), mode="reflect")
     with pytest.raises(ValueError, match="pad: expected an even number"):
         F.pad(x, (1, 0, 1))
 
@@ -284,7 +288,7 @@ def test_nll_loss_spatial_equals_cross_entropy():
 def test_functional_names_are_listed_once_and_nn_functional_has_the_same():
     import minicnn.functional as functional
     import minicnn.nn.functional as nnf
-    assert len(functional.__all__) == len(set(functional.__all__)) == 19
+    assert len(functional.__all__) == len(set(functional.__all__)) == 20
     assert all(callable(getattr(functional, name)) for name in functional.__all__)
     assert nnf.__all__ == functional.__all__ and all(getattr(nnf, n) is getattr(functional, n) for n in nnf.__all__)
     assert not any(name.endswith("Function") for name in functional.__all__)

@@ -41,6 +41,7 @@ conv (``conv.py``)
 pooling (``pool.py``)
     ``max_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, dilation=1) -> (out, MaxPoolCache)``
     ``max_pool2d_backward(grad, cache) -> dx``                       (gradient to the FIRST arg-max)
+    ``max_pool2d_indices(cache) -> indices``   (int64 (N, C, Ho, Wo): flat h*W + w of each winner, as PyTorch's)
     ``avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
     divisor_override=None) -> (out, AvgPoolCache)``;  ``avg_pool2d_backward(grad, cache) -> dx``
     ``adaptive_avg_pool2d_forward(x, output_size) -> (out, AdaptiveAvgPoolCache)``;  ``..._backward(grad, cache) -> dx``
@@ -155,7 +156,10 @@ def _owner(cache):
 
 
 def _dispatch(name: str, backward: bool):
-    if backward:
+    if name.endswith("_indices"):                   # reads a cache: the set that made it
+        def kernel(cache):
+            return getattr(_owner(cache), name)(cache)
+    elif backward:
         def kernel(grad, cache, *args, **kwargs):
             return getattr(_owner(cache), name)(grad, cache, *args, **kwargs)
     else:

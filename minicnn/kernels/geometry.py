@@ -3,7 +3,7 @@ exactly the same arguments and raise the same errors.
 
 * convolutions: ``normalize_conv_padding``, ``conv_output_size``, ``conv_geometry`` (a ``ConvGeometry``);
 * pooling: ``pool_output_size`` (PyTorch's ``ceil_mode`` rule), ``pool_geometry`` (a ``PoolGeometry``),
-  ``adaptive_output_size``, ``avg_pool_divisor_override``;
+  ``adaptive_output_size``, ``avg_pool_divisor_override``, ``window_offset_to_flat`` (max pooling's indices);
 * batch-norm: ``check_batch_norm``; fully connected layers: ``check_linear``.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 from typing import NamedTuple
 
+from ..backend import get_array_module as _array_module
 from ..checks import channel_vector, check_float_array, check_same_dtype, pair
 
 
@@ -276,3 +277,15 @@ def pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode, chec
         raise ValueError(f"{op}: input of spatial size {H}x{W} (padding {padding}) is too small for kernel "
                          f"{kernel} (dilation {dilation}, stride {stride}): output size would be {Ho}x{Wo}")
     return PoolGeometry(N, C, H, W, kernel, stride, padding, dilation, Ho, Wo)
+
+
+def window_offset_to_flat(argmax, g: PoolGeometry):
+    """Max pooling's winners as PyTorch's indices: the kernel-offset index i*kW + j of each output's
+    window (N, C, Ho, Wo) -> the flat index h*W + w into its input plane (int64), where
+    h = oh*sh - ph + i*dh and w = ow*sw - pw + j*dw."""
+    xp = _array_module(argmax)
+    (_, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
+    index = argmax.astype(xp.int64)
+    h = xp.arange(g.Ho, dtype=xp.int64)[:, None] * sh - ph + (index // kw) * dh
+    w = xp.arange(g.Wo, dtype=xp.int64)[None, :] * sw - pw + (index % kw) * dw
+    return h * g.W + w

@@ -21,7 +21,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..checks import channel_vector, check_float_array, check_grad
 from .geometry import (adaptive_output_size, avg_pool_divisor_override, check_batch_norm, check_linear, conv_geometry,
-                       pool_geometry)
+                       pool_geometry, window_offset_to_flat)
 
 # --------------------------------------------------------------------------- convolution by im2col
 
@@ -152,6 +152,11 @@ def max_pool2d_backward(grad, cache: PoolCache):
     check_grad("max_pool2d_backward", grad, (g.N, g.C, g.Ho, g.Wo))
     return _unwindow(get_array_module(grad).stack([grad * (argmax == k) for k in range(len(_offsets(
         g.kernel, g.stride, g.dilation, 1, 1)))]), g, grad.dtype)
+
+
+def max_pool2d_indices(cache: PoolCache):
+    """PyTorch's ``return_indices``: the flat index h*W + w (int64) of each window's winner in its input plane."""
+    return window_offset_to_flat(*cache)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

@@ -22,12 +22,12 @@ from .module import IncompatibleKeys, Module, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .padding import ZeroPad2d
 from .parameter import Parameter
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "StateDictError",
     "Conv2d", "Subsampling", "Linear", "Identity", "Flatten", "ZeroPad2d",
-    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+    "MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm", "Dropout",
     "ReLU", "Sigmoid", "Tanh", "ScaledTanh", "Softmax", "LogSoftmax",
     "CrossEntropyLoss", "NLLLoss", "MSELoss",

@@ -19,8 +19,7 @@ class Conv2d(Module):
     with fan_in = in_channels/groups * kh * kw, and the bias from the same distribution).
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; ``padding``
     may also be ``'valid'`` (none) or ``'same'`` (stride 1 only).  Only zero padding
-    (``padding_mode='zeros'``) is supported, and the input must be batched (N, C, H, W)
-    (PyTorch also accepts an unbatched (C, H, W); use ``x.unsqueeze(0)``).
+    (``padding_mode='zeros'``) is supported.  One unbatched image (C_in, H, W) gives (C_out, H_out, W_out).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -56,7 +55,8 @@ class Conv2d(Module):
 
     def forward(self, input):
         name = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
-        check_input(name, input, f"(N, {self.in_channels}, H, W)", ndims=(4,), dim=1, size=self.in_channels)
+        check_input(name, input, f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W)", ndims=(3, 4), dim=-3,
+                    size=self.in_channels)
         check_dtype(name, input, self.weight)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 

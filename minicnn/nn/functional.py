@@ -12,6 +12,7 @@ from ..functional import (  # the names re-exported, each `x as x`
     local_response_norm as local_response_norm,
     log_softmax as log_softmax,
     max_pool2d as max_pool2d,
+    max_unpool2d as max_unpool2d,
     mse_loss as mse_loss,
     nll_loss as nll_loss,
     pad as pad,

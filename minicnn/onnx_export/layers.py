@@ -6,7 +6,7 @@ emits PyTorch's meaning:
 * ``MaxPool2d(ceil_mode=True)``: PyTorch drops a last window that would start in the right
   padding; ONNX's ``ceil_mode`` does not (its shape inference then disagrees with the graph).  The exporter computes the
   output size PyTorch's way and writes it as explicit end padding (ignored by max pooling),
-  so the ONNX node runs in floor mode.
+  so the ONNX node runs in floor mode. ``dilation`` becomes ONNX's ``dilations``.
 * ``LocalResponseNorm`` with an even ``size``: PyTorch's window holds size//2 channels before
   c and (size-1)//2 after, ONNX's LRN floor((size-1)/2) before and ceil((size-1)/2) after (and
   onnxruntime refuses even sizes).  Odd sizes (AlexNet's 5) agree and use ONNX's LRN (both
@@ -137,18 +137,18 @@ def _softmax(g, module, name, x):
 
 # --------------------------------------------------------------------------- pooling
 
-def _pool_pads(module, name, x, kernel, stride, padding):
+def _pool_pads(module, name, x, kernel, stride, padding, dilation=(1, 1)):
     """[top, left, bottom, right] giving PyTorch's output size with ONNX's floor rule (see the docstring).
 
     In floor mode both agree with the padding as given.  In ceil mode the end padding becomes
-    (out - 1) * stride + kernel - size - pad: the floor rule then gives exactly PyTorch's ``out``.
+    (out - 1) * stride + dilation * (kernel - 1) + 1 - size - pad: the floor rule then gives exactly PyTorch's ``out``.
     """
     if not module.ceil_mode:
         return [padding[0], padding[1], padding[0], padding[1]]
     pads_end = []
     for axis in range(2):
-        size, k, s, p = int(x.shape[2 + axis]), kernel[axis], stride[axis], padding[axis]
-        end = (pool_output_size(size, k, s, p, 1, True) - 1) * s + k - size - p
+        size, k, s, p, d = int(x.shape[2 + axis]), kernel[axis], stride[axis], padding[axis], dilation[axis]
+        end = (pool_output_size(size, k, s, p, d, True) - 1) * s + d * (k - 1) + 1 - size - p
         if end < 0:
             raise NotImplementedError(f"onnx.export: {name}: ceil_mode with a kernel smaller than the stride "
                                       f"({k} < {s}) leaves input rows unused, which ONNX pads cannot express")
@@ -159,10 +159,13 @@ def _pool_pads(module, name, x, kernel, stride, padding):
 @register_converter(nn.MaxPool2d)
 def _max_pool(g, module, name, x):
     kernel, padding = _pair(module.kernel_size, "kernel_size"), _pair(module.padding, "padding")
-    stride = _pair(module.stride, "stride")
-    pads = _pool_pads(module, name, x, kernel, stride, padding)
-    return Value(g.node("MaxPool", [x.name], name, kernel_shape=list(kernel), strides=list(stride), pads=pads),
-                 module(x.tensor))
+    stride, dilation = _pair(module.stride, "stride"), _pair(module.dilation, "dilation")
+    if module.return_indices:
+        raise NotImplementedError(f"onnx.export: {name}: MaxPool2d(return_indices=True) is not supported "
+                                  "(the graph carries one tensor from layer to layer)")
+    pads = _pool_pads(module, name, x, kernel, stride, padding, dilation)
+    return Value(g.node("MaxPool", [x.name], name, kernel_shape=list(kernel), strides=list(stride), pads=pads,
+                        dilations=list(dilation)), module(x.tensor))
 
 
 @register_converter(nn.AvgPool2d)

@@ -132,6 +132,8 @@ def cat(tensors, dim=0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    if any(t.ndim > 1 for t in tensors):     # PyTorch skips 1-D empty tensors beside others (its legacy rule)
+        tensors = [t for t in tensors if t.shape != (0,)]
     dim = check_dim("cat", dim, tensors[0].ndim)
     return CatFunction.apply(*tensors, dim=dim)
 
@@ -180,6 +182,9 @@ def permute(self, *dims):
 
 
 def squeeze(self, dim=None):
+    if isinstance(dim, (tuple, list)):       # several dims at once (PyTorch 2.0)
+        dims = {check_dim("squeeze", d, self.ndim) for d in dim}
+        return ReshapeFunction.apply(self, tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
     if dim is None:
         return ReshapeFunction.apply(self, tuple(n for n in self.shape if n != 1))
     dim = check_dim("squeeze", dim, self.ndim)

@@ -46,6 +46,12 @@ LAYERS = {
     "maxpool-ceil-padding": lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
     "maxpool-ceil-last-window-dropped": lambda: nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True),
     "maxpool-floor": lambda: nn.MaxPool2d((3, 2), stride=(2, 1)),
+    # different height and width padding (a pads list with the two swapped changes the values or the size)
+    "maxpool-hw-padding": lambda: nn.MaxPool2d((3, 5), stride=(2, 1), padding=(0, 2)),
+    "maxpool-ceil-hw-padding": lambda: nn.MaxPool2d((4, 3), stride=(2, 2), padding=(2, 0), ceil_mode=True),
+    "maxpool-dilation": lambda: nn.MaxPool2d((3, 2), stride=(1, 2), padding=(1, 1), dilation=(2, 3), ceil_mode=True),
+    "avgpool-hw-padding": lambda: nn.AvgPool2d((5, 3), stride=(1, 2), padding=(2, 0)),
+    "avgpool-hw-padding-exclude": lambda: nn.AvgPool2d((2, 5), stride=1, padding=(1, 2), count_include_pad=False),
     "avgpool-count-pad": lambda: nn.AvgPool2d(3, stride=2, padding=1),
     "avgpool-exclude-pad": lambda: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
     "avgpool-ceil": lambda: nn.AvgPool2d(2, stride=2, ceil_mode=True),
@@ -66,7 +72,9 @@ LAYERS = {
 }
 SHAPES = {"conv-stride-dilation-groups": (2, 4, 11, 10), "adaptive-uneven-bins": (2, 3, 7, 9),
           "adaptive-even": (2, 3, 14, 21), "adaptive-up": (2, 3, 4, 5), "lrn-odd": (2, 6, 3, 3),
-          "lrn-even": (2, 7, 3, 3), "lrn-even-2": (2, 5, 2, 2), "maxpool-ceil-last-window-dropped": (1, 2, 5, 5)}
+          "lrn-even": (2, 7, 3, 3), "lrn-even-2": (2, 5, 2, 2), "maxpool-ceil-last-window-dropped": (1, 2, 5, 5),
+          "maxpool-hw-padding": (2, 3, 9, 11), "maxpool-ceil-hw-padding": (2, 3, 10, 7), "maxpool-dilation": (2, 3, 9, 10),
+          "avgpool-hw-padding": (2, 3, 9, 11), "avgpool-hw-padding-exclude": (2, 3, 8, 10)}
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))

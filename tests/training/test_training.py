@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn import architectures, optim, training
+from minicnn import architectures, checkpoint, optim, training
 from minicnn.data import DataLoader
 
 
@@ -71,3 +71,40 @@ def test_a_diverging_fit_raises_nonfinite_loss_without_numpy_warnings():
         with pytest.raises(training.NonFiniteLossError, match="the training loss became nan"):
             training.fit(model, train_loader, opt, 1, seed=0, progress=False)
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def _dropout_model(init_seed):
+    minicnn.manual_seed(init_seed)
+    model = minicnn.nn.Sequential(minicnn.nn.Flatten(), minicnn.nn.Linear(1024, 16), minicnn.nn.ReLU(),
+                                  minicnn.nn.Dropout(0.5), minicnn.nn.Linear(16, 3))
+    return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def test_rng_state_round_trip_resumes_fit_without_a_seed(tmp_path):
+    """fit(seed=None) draws its dropout masks from the CPU generator as it stands: a run resumed from a checkpoint
+    repeats the uninterrupted one only if rng_state/restore_rng_state carry that generator's state."""
+    loader = DataLoader(_data(64), batch_size=16)
+    model, opt = _dropout_model(0)
+    whole = training.fit(model, loader, opt, 2, progress=False)
+    weights = {k: v.copy() for k, v in model.state_dict().items()}
+
+    model, opt = _dropout_model(0)
+    first = training.fit(model, loader, opt, 1, progress=False)
+    path = tmp_path / "epoch1.npz"
+    checkpoint.save(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "rng": training.rng_state("cpu")})
+    model, opt = _dropout_model(7)                         # a fresh process: other weights, other draws
+    minicnn.randn(100)
+    state = checkpoint.load(path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    training.restore_rng_state(state["rng"], "cpu")
+    resumed = training.fit(model, loader, opt, 2, start_epoch=2, history=list(first), progress=False)
+    assert _comparable(resumed) == _comparable(whole)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+    state = training.rng_state("cpu")                      # and directly: the same draws after a restore
+    draws = minicnn.randn(5).numpy()
+    training.restore_rng_state(state, "cpu")
+    np.testing.assert_array_equal(minicnn.randn(5).numpy(), draws)

@@ -9,11 +9,12 @@ from .misc import (linear_backward, linear_forward, parameter_updates, relu_back
                     scaled_tanh_forward)
 from .norm import batch_norm_backward, batch_norm_forward
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,
-                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, subsample_backward,
+                    avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, max_pool2d_indices, subsample_backward,
                     subsample_forward)
 from ..textbook import dropout_backward, dropout_forward, local_response_norm_backward, local_response_norm_forward
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+           "max_pool2d_indices",
            "avg_pool2d_forward", "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
            "subsample_forward", "subsample_backward", "batch_norm_forward", "batch_norm_backward",
            "local_response_norm_forward", "local_response_norm_backward", "dropout_forward", "dropout_backward",

@@ -18,7 +18,8 @@ import numpy as np
 
 from ...backend import get_array_module
 from ...checks import channel_vector, check_grad
-from ..geometry import PoolGeometry, adaptive_output_size, avg_pool_divisor_override, pool_geometry
+from ..geometry import (PoolGeometry, adaptive_output_size, avg_pool_divisor_override, pool_geometry,
+                        window_offset_to_flat)
 from . import cuda, fused
 from .im2col import pad2d
 from .memory import empty, workspace
@@ -168,6 +169,11 @@ def max_pool2d_backward(grad, cache: MaxPoolCache):
     return dx
 
 
+def max_pool2d_indices(cache: MaxPoolCache):
+    """PyTorch's ``return_indices``: the flat index h*W + w (int64) of each window's winner in its input plane
+    (what the CUDA kernel keeps already; the CPU keeps the kernel-offset index)."""
+    argmax, g = cache
+    return window_offset_to_flat(argmax, g) if get_array_module(argmax) is np else argmax
 
 
 # --------------------------------------------------------------------------- average pooling
