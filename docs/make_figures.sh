@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PYTHONPATH="$(cd .. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 
+# chapters 1 and 5: the drawn figures (the graph of chapter 1's expression, a residual block, an
+# Inception module, the receptive field of stacked 3x3 convolutions)
+python figures.py
+
 # chapter 2: the columns matrix
 python -m minicnn.visualize lenet5 --kinds im2col --out img
 python -m minicnn.visualize lenet5 --kinds im2col --im2col 2,3,2,1,1 --prefix padded- --out img

@@ -30,7 +30,7 @@ def pyplot():
     return plt
 
 
-def save(fig, path, dpi: int = 80):
+def save(fig, path, dpi: int = 100):
     """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it."""
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1))

@@ -163,12 +163,16 @@ def graph_figure(graph: Graph, title=None):
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
     ax.set_ylim(-layers + 0.4, 0.6)
     ax.axis("off")
+    def half_height(k):                                 # in points: where an arrow meets the node's box
+        return 6 + 5 * graph.nodes[k]["label"].count("\n") + 3
+
     seen = {}
     for a, b in graph.edges:                            # a second edge between the same two nodes curves
         rad = 0.25 * seen.get((a, b), 0)
         seen[(a, b)] = seen.get((a, b), 0) + 1
         ax.annotate("", xy=pos[b], xytext=pos[a], arrowprops=dict(
-            arrowstyle="-|>", color="0.35", lw=1.0, shrinkA=12, shrinkB=12, connectionstyle=f"arc3,rad={rad}"))
+            arrowstyle="-|>", color="0.35", lw=1.0, shrinkA=half_height(a), shrinkB=half_height(b),
+            connectionstyle=f"arc3,rad={rad}"))
     for k, node in enumerate(graph.nodes):
         fn = node["kind"] == "function"
         ax.text(*pos[k], node["label"], ha="center", va="center", fontsize=9 if fn else 8,
