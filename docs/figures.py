@@ -8,14 +8,11 @@
 import os
 import sys
 
-import matplotlib
+import minicnn
+from minicnn.visualize import draw_graph, pyplot, save
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+plt = pyplot()                   # matplotlib on the Agg backend (files only)
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
-
-import minicnn  # noqa: E402
-from minicnn.visualize import draw_graph, save  # noqa: E402
 
 OUT = "img"
 DPI = 100
