@@ -23,7 +23,8 @@ setup(
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],          # minicnn.onnx.export (opset 17), and running the files
         "mpi": ["mpi4py>=4.1", "mpich>=5.0"],                 # minicnn.distributed, train --distributed; mpich brings mpiexec
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "safetensors>=0.4", "onnx>=1.14",
-                "onnxruntime>=1.16", "ruff>=0.6", "mpi4py>=4.1", "mpich>=5.0"],
+                "onnxruntime>=1.16", "ruff>=0.6", "mpi4py>=4.1", "mpich>=5.0",
+                "nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"],      # the chapters' notebooks (docs/notebooks.py)
     },
     entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
 )

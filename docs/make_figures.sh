@@ -17,4 +17,4 @@ python -m minicnn.visualize lenet5 --kinds im2col --im2col 2,3,2,1,1 --prefix pa
 rm -rf runs/lenet5
 python -m minicnn.train lenet5 --out runs/lenet5 --no-progress
 python -m minicnn.visualize runs/lenet5 --out img --prefix lenet5- \
-      --kinds filters,features,saliency,confusion,misclassified
+      --kinds filters,features,saliency,confusion,misclassified,graph --count 6
