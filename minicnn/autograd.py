@@ -18,7 +18,6 @@ imported; the neural-network ops over the hand-written kernels are in ``minicnn.
 from __future__ import annotations
 
 import functools
-import weakref
 
 import numpy as np
 
@@ -111,7 +110,6 @@ class Function:
                                for a, need in zip(args, fn.needs_input_grad))
             result.requires_grad = True
             result._ctx = fn
-            fn.output = weakref.ref(result)     # for pictures of the graph (visualize.draw_graph); keeps nothing alive
         return result
 
     def release(self):

@@ -1,7 +1,8 @@
 """A picture of the computational graph behind a tensor: ``draw_graph(loss, "graph.png")``.
 
 Each ``Function`` is a box; each tensor is a rounded label with its shape and, when it has at most
-``SMALL`` elements, its value and its gradient. The gradients are d(tensor.sum())/d(each tensor),
+``SMALL`` elements, its gradient and (for the output, the leaves and the tensors named in ``names``;
+the graph keeps no other results) its value. The gradients are d(tensor.sum())/d(each tensor),
 computed here by one extra backward sweep through the (still alive) graph, so the picture needs no
 earlier ``backward()`` and changes no ``.grad``. Leaves are drawn at the top, the output at the bottom.
 
@@ -81,6 +82,7 @@ def graph_of(tensor: Tensor, names=None) -> Graph:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"draw_graph: expected a Tensor, got {type(tensor).__name__}")
     label_of = {id(t): name for name, t in (names or {}).items()}
+    named_outputs = {id(t.grad_fn): t for t in (names or {}).values() if isinstance(t, Tensor) and t.grad_fn is not None}
     graph = Graph()
     if tensor.grad_fn is None:
         graph.nodes.append(dict(kind="tensor", layer=0, label=_tensor_label(
@@ -107,7 +109,7 @@ def graph_of(tensor: Tensor, names=None) -> Graph:
     for fn in reversed(order):                          # producers first: the picture reads top-down
         layer = 2 * (deepest - depth[id(fn)]) + 1
         f = add(("fn", id(fn)), kind="function", layer=layer, label=fn.name)
-        out = fn.output() if hasattr(fn, "output") else None
+        out = tensor if fn is tensor.grad_fn else named_outputs.get(id(fn))
         g = out_grads.get(id(fn))
         shape = out.shape if out is not None else g.shape
         t = add(("out", id(fn)), kind="tensor", layer=layer + 1, label=_tensor_label(
