@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from . import backend, grad_mode, hooks
-from .checks import check_returned_grad, check_saved_versions, note_saved_versions
+from .checks import InvalidGradientError, check_returned_grad, check_saved_versions, note_saved_versions  # noqa: F401
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .hooks import queue_callback  # noqa: F401  (minicnn.autograd.queue_callback, as PyTorch's engine has it)
 
