@@ -146,7 +146,7 @@ def _run(args, parser, by_name, kinds, out) -> int:
     print(f"{about}; figures into {out}")
     drawn = [(kind, _draw(kind, args, model, config, images, labels, classes, probs)) for kind in kinds]
     for kind, (fig, what) in drawn:
-        path = figures.save(fig, os.path.join(out, f"{args.prefix}{kind}.png"))
+        path = figures.save(fig, os.path.join(out, f"{args.prefix}{kind}.png"), palette=128 if kind == "graph" else None)
         print(f"  {path}: {what}")
     return cli.EXIT_OK
 

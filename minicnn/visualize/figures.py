@@ -5,6 +5,7 @@ matplotlib is the ``plot`` extra: it is imported when a figure is first drawn, w
 """
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -30,10 +31,20 @@ def pyplot():
     return plt
 
 
-def save(fig, path, dpi: int = 100):
-    """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it."""
+def save(fig, path, dpi: int = 100, palette: int | None = None):
+    """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it.
+    ``palette``: store at most that many colours (a diagram of text and flat colours shrinks to a third)."""
+    def write(f):
+        if palette is None:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+            return
+        from PIL import Image                   # a dependency of matplotlib
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+        buffer.seek(0)
+        Image.open(buffer).convert("RGB").quantize(palette).save(f, format="png", optimize=True)
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1))
+        atomic_write(path, write)
     finally:
         pyplot().close(fig)
     return path

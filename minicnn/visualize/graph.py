@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, _topological_order
+from ..autograd import Function, Tensor
 from .figures import pyplot, save
 
 SMALL = 4           # tensors with at most this many elements show their values and gradients
@@ -55,6 +55,21 @@ def _tensor_label(name, shape, value, grad) -> str:
     return "\n".join(lines)
 
 
+def _order(root_fn) -> list:
+    """The functions behind ``root_fn``, each after every function that uses its output (an
+    iterative depth-first walk, as ``backward()`` makes it)."""
+    order, seen, stack = [], set(), [(root_fn, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+        elif id(fn) not in seen:
+            seen.add(id(fn))
+            stack.append((fn, True))
+            stack += [(p, False) for p in fn.parents if isinstance(p, Function) and id(p) not in seen]
+    return order[::-1]
+
+
 def _gradients(root: Tensor, order):
     """d(root.sum())/d(output of each function) and /d(each leaf), by one sweep with the graph kept."""
     xp = backend.get_array_module(root.data)
@@ -91,7 +106,7 @@ def graph_of(tensor: Tensor, names=None) -> Graph:
     if tensor.grad_fn.freed:
         raise RuntimeError("draw_graph: the graph was freed by backward(); draw it before backward(), "
                            "or call backward(retain_graph=True)")
-    order = _topological_order(tensor.grad_fn)          # consumers before producers
+    order = _order(tensor.grad_fn)                      # consumers before producers
     out_grads, leaf_grads = _gradients(tensor, order)
     depth = {id(order[0]): 0}                           # longest distance from the output, in functions
     for fn in order:
@@ -161,7 +176,8 @@ def graph_figure(graph: Graph, title=None):
     xs = [p[0] for p in pos.values()]
     layers = max(n["layer"] for n in graph.nodes) + 1
     width = max(xs) - min(xs) + 1
-    fig, ax = plt.subplots(figsize=(2.1 * width + 1.0, 0.8 * layers + 0.8))
+    lines = max(n["label"].count("\n") + 1 for n in graph.nodes)     # a row as tall as the tallest label
+    fig, ax = plt.subplots(figsize=(2.1 * width + 1.0, (0.3 + 0.14 * lines) * layers + 0.8))
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
     ax.set_ylim(-layers + 0.4, 0.6)
     ax.axis("off")
@@ -193,5 +209,5 @@ def draw_graph(tensor: Tensor, path: str, names=None, title=None) -> Graph:
     walked. ``names`` labels tensors, e.g. ``{"a": a, "b": b}`` or ``dict(model.named_parameters())``.
     """
     graph = graph_of(tensor, names)
-    save(graph_figure(graph, title), path)
+    save(graph_figure(graph, title), path, palette=128)
     return graph
