@@ -16,9 +16,9 @@ How a chapter is read (docs/README.md, "How the snippets are tested", says the s
   result that may move a little with the machine's arithmetic (a short training run's loss):
   ``~85.7`` matches a number within 10% of 85.7, ``~1e-16±1e-15`` one within 1e-15 of it,
   ``~2.0±50%`` one within 50%, so a stale number fails. ``≈`` before a number (``≈41.3 ms``) marks
-  a timing, measured on the machine the text names: it matches any number. Trailing spaces and blank lines at either end are ignored, and
-  a run of spaces inside a line matches a run of any length (doctest's NORMALIZE_WHITESPACE, but
-  leading indentation still counts).
+  a timing, measured on the machine the text names: it matches any number. Trailing spaces and
+  blank lines at either end are ignored, and a run of spaces inside a line matches a run of any
+  length (doctest's NORMALIZE_WHITESPACE, but leading indentation still counts).
 * A comment on the line before a block changes what happens to it:
   ``<!-- docs: skip REASON -->`` shows the block without running it (the reason is required);
   ``<!-- docs: needs gpu -->`` runs it only where CuPy sees an NVIDIA GPU (skipped, saying so, elsewhere);

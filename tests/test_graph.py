@@ -95,3 +95,24 @@ def test_the_graph_kind_of_the_command_line(tmp_path):
     with Image.open(tmp_path / "graph.png") as img:
         assert img.size[1] > 1000
     assert DATA_ROOT
+
+
+def test_the_tutorials_figures_are_readable_at_100_percent(tmp_path):
+    """Issue 24's complaints, each as a check: the filters were 473 px wide, padded-im2col's column
+    labels tiny and rotated, the saliency maps had no digit to compare with, and the feature-map rows
+    of C3 and S4 showed 8 of 16 maps without saying so."""
+    minicnn.manual_seed(0)
+    path = V.save(V.filters_figure(minicnn.randn(6, 1, 5, 5).numpy(), "c1"), tmp_path / "filters.png")
+    with Image.open(path) as img:
+        assert img.size[0] >= 700, img.size
+    fig = V.im2col_figure(channels=2, size=3, kernel=2, padding=1)
+    labels = [t for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert labels and all(t.get_fontsize() >= 9 and t.get_rotation() == 0 for t in labels)
+    digits = np.zeros((2, 1, 28, 28), np.uint8)
+    digits[:, 0, 6:22, 12:16] = 255
+    fig = V.saliency_figure(digits, np.random.default_rng(0).random((2, 28, 28)), np.array([1, 1]),
+                            np.full((2, 10), 0.1), np.array([1, 1]), [str(d) for d in range(10)])
+    assert sum(len(ax.collections) > 0 for ax in fig.axes) >= 2            # the outline on each map
+    fig = V.feature_maps_figure(digits[0], [("c1", np.ones((6, 4, 4))), ("c3", np.ones((16, 2, 2)))])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("maps 0-7 of 16" in t for t in texts) and not any("of 6" in t for t in texts)
