@@ -7,8 +7,8 @@ The Markdown chapter is the one source. It is read with the parser of tests/test
 means the same in both: prose becomes Markdown cells, a ```python block a code cell, a ```console
 block a code cell of ``!`` shell lines, and each block's expected output becomes the cell's stored
 output (what the reader sees before running anything). Blocks marked ``docs: skip``, ``needs gpu`` or
-``timing`` are code cells tagged ``docs-skip``, ``needs-gpu`` or ``timing``; tests/test_notebooks.py
-leaves those out when it executes the notebooks (test_docs.py already runs the timings). Quoted code
+``slow`` are code cells tagged ``docs-skip``, ``needs-gpu`` or ``slow``; tests/test_notebooks.py
+leaves those out when it executes the notebooks (test_docs.py already runs the slow ones). Quoted code
 stays a Markdown code block.
 
 The notebooks are committed, so that GitHub shows them and Colab opens them by URL; the test checks
@@ -62,7 +62,7 @@ import minicnn
 minicnn.manual_seed(0)                      # as the chapter's text was run
 print("minicnn from", os.path.dirname(minicnn.__file__), "; working in", work)'''
 
-TAGS = {"skip": "docs-skip", "needs": "needs-gpu", "timing": "timing"}
+TAGS = {"skip": "docs-skip", "needs": "needs-gpu", "slow": "slow"}
 
 
 def _markdown(lines) -> str:

@@ -24,8 +24,9 @@ How a chapter is read (docs/README.md, "How the snippets are tested", says the s
   ``<!-- docs: needs gpu -->`` runs it only where CuPy sees an NVIDIA GPU (skipped, saying so, elsewhere);
   ``<!-- docs: quote PATH -->`` does not run the block but checks that its lines are in the file
   PATH (relative to the repository), in order and together, so quoted engine code cannot rot.
-  ``<!-- docs: timing -->`` runs the block here as any other; the chapter's notebook
-  (``docs/notebooks.py``) tags it, and ``tests/test_notebooks.py`` leaves it out, since it only measures.
+  ``<!-- docs: slow -->`` runs the block here as any other; the chapter's notebook
+  (``docs/notebooks.py``) tags it, and ``tests/test_notebooks.py`` leaves it out: a measurement or a
+  training run that this file already runs and checks is not run a second time.
   A chapter that reads the real MNIST says ``<!-- docs: needs mnist -->`` once, anywhere: without
   the data its blocks are skipped (failed under ``CI=true``, as ``tests/conftest.py`` does).
 
@@ -57,7 +58,7 @@ SHELL_TIMEOUT = 300
 
 PRINT_OPTIONS = np.get_printoptions()    # NumPy's defaults: every chapter starts from them
 FENCE = re.compile(r"^```(\S*)\s*$")
-MARKER = re.compile(r"^<!--\s*docs:\s*(skip|needs|quote|timing)\b\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*docs:\s*(skip|needs|quote|slow)\b\s*(.*?)\s*-->\s*$")
 RUN_KINDS = {"python", "console"}
 DISPLAY_KINDS = {"text", "", "c", "cuda", "diff"}      # shown, never run (text: an output block)
 

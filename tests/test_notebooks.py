@@ -1,7 +1,7 @@
 """The chapters' notebooks (docs/notebooks/, made by docs/notebooks.py from docs/*.md): each committed
 notebook is exactly what the script makes from its chapter, and each one executes from its first cell
 (the set-up) to its last in a Jupyter kernel (nbclient). Cells tagged ``docs-skip`` (the one-minute
-training run), ``timing`` (measurements that test_docs.py already runs, with their output checked) and,
+training run), ``slow`` (measurements and training runs that test_docs.py already runs and checks) and,
 without a GPU, ``needs-gpu`` are left out; the outputs themselves are test_docs.py's business."""
 import importlib.util
 import os
@@ -52,7 +52,7 @@ def test_the_notebook_executes(path, tmp_path, monkeypatch):
     nb = notebooks.notebook(path)
     if "<!-- docs: needs mnist -->" in open(path, encoding="utf-8").read():
         require_dataset("mnist")
-    left_out = {"docs-skip", "timing"} | (set() if gpu_available() else {"needs-gpu"})
+    left_out = {"docs-skip", "slow"} | (set() if gpu_available() else {"needs-gpu"})
     nb.cells = [c for c in nb.cells if not left_out & set(c.metadata.get("tags", []))]
     monkeypatch.setenv("MINICNN_ROOT", REPO)
     monkeypatch.setenv("MINICNN_WORK", str(tmp_path))
