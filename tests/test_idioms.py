@@ -16,7 +16,7 @@ def _torch():
 
 
 def _clamp_grads(lib):
-    x = lib.tensor(np.array([[-2.0, 0.5, 3.0], [1.0, -0.5, 4.0]]), requires_grad=True)
+    x = lib.tensor(np.array([[-2.0, 0.5, 3.0], [0.75, 0.0, 4.0]]), requires_grad=True)   # with ties at both bounds
     lo = lib.tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)             # broadcast over the rows
     hi = lib.tensor(np.array([[2.0], [0.75]]), requires_grad=True)
     weights = lib.tensor(np.arange(6.0).reshape(2, 3) + 1)
