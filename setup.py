@@ -8,6 +8,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
+    # An explicit root for the packages makes `pip install -e .` put the checkout on sys.path (a .pth line)
+    # instead of installing an import hook that runs after Python's own search: run from the folder that
+    # holds the checkout (itself named minicnn), that search would otherwise take the checkout folder for an
+    # empty namespace package, and `import minicnn` would give a module without minicnn.tensor.
+    package_dir={"": "."},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
@@ -24,7 +29,8 @@ setup(
         "mpi": ["mpi4py>=4.1", "mpich>=5.0"],                 # minicnn.distributed, train --distributed; mpich brings mpiexec
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "Pillow>=9", "safetensors>=0.4", "onnx>=1.14",
                 "onnxruntime>=1.16", "ruff>=0.6", "mpi4py>=4.1", "mpich>=5.0",
-                "expecttest>=0.2"],                            # torch's OpInfo helpers (tests/opinfo) import it
+                "expecttest>=0.2",                              # torch's OpInfo helpers (tests/opinfo) import it
+                "nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"],      # the chapters' notebooks (docs/notebooks.py)
     },
     entry_points={"console_scripts": ["minicnn-train=minicnn.train:main"]},
 )

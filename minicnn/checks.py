@@ -10,6 +10,7 @@ minicnn, so that the kernels, the autograd ops and the layers can all use it.
 from __future__ import annotations
 
 import numbers
+import weakref
 
 
 def check_dim(op: str, dim, ndim: int) -> int:
@@ -80,3 +81,60 @@ def channel_vector(op: str, name: str, a, channels: int, x):
         raise ValueError(f"{op}: {name} must have shape ({channels},) to match the {channels} channels "
                          f"of the input, got shape {tuple(a.shape)}")
     check_same_dtype(op, x, **{name: a})
+
+
+def check_same_device(op, tensors):
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        shapes = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors)
+        raise ValueError(f"{op}: all tensors must be on the same device, got {shapes}")
+
+
+class InvalidGradientError(RuntimeError):
+    """A ``Function.backward`` returned a gradient that does not fit its input (shape, dtype or device)."""
+
+
+def check_returned_grad(fn: str, index: int, grad, shape, dtype, device: str, grad_device: str):
+    """The gradient ``fn.backward`` returned for its argument ``index`` must have that argument's shape,
+    a floating dtype (cast to the argument's, as PyTorch does) and its device. Returns the gradient."""
+    where = f"{fn}.backward returned a gradient for its argument {index} (counting from 0)"
+    if not hasattr(grad, "shape") or not hasattr(grad, "dtype"):
+        raise InvalidGradientError(f"{where} that is a {type(grad).__name__}, not an array")
+    got, shape = tuple(grad.shape), tuple(shape)
+    if got != shape:
+        hint = ""
+        if len(got) >= len(shape) and all(n in (1, m) for n, m in zip(shape[::-1], got[::-1])):
+            hint = ": did you forget to sum the broadcast gradient back to the input's shape?"
+        raise InvalidGradientError(f"{where} of shape {got}, but the argument has shape {shape}{hint}")
+    if grad.dtype.kind not in "fc":
+        raise InvalidGradientError(f"{where} of dtype {grad.dtype}; a gradient must be floating-point "
+                                   f"(the argument's dtype is {dtype})")
+    if grad_device != device:
+        raise InvalidGradientError(f"{where} on {grad_device!r}, but the argument is on {device!r}")
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+# --------------------------------------------------------------------------- saved tensors' versions
+
+def note_saved_versions(fn, args, result, tensor_type):
+    """Remember the version of each tensor argument of ``fn`` and of its output (by weak reference: a tensor
+    that is gone can't change), so that backward can tell whether an array ``fn`` kept for its backward was
+    changed in place since: an error then, instead of a silently wrong gradient."""
+    fn._saved = [(weakref.ref(a), a._version, i) for i, a in enumerate(args) if isinstance(a, tensor_type)]
+    fn._saved.append((weakref.ref(result), 0, -1))
+
+
+def _kept(fn, array) -> bool:
+    """Whether ``fn`` kept ``array`` for its backward (as an attribute, or inside a tuple attribute)."""
+    return any(v is array or (type(v) is tuple and any(w is array for w in v)) for v in fn.__dict__.values())
+
+
+def check_saved_versions(fn):
+    for ref, version, index in fn._saved:
+        t = ref()
+        if t is not None and t._version != version and _kept(fn, t._data):
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: the {t.dtype} tensor of shape {tuple(t.shape)} that {fn.name} saved (its "
+                f"{'output' if index < 0 else f'argument {index}'}) is at version {t._version}; expected version "
+                f"{version} instead. Change it out of place (x = x + y, not x += y), or clone() it first.")

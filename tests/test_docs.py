@@ -12,24 +12,28 @@ How a chapter is read (docs/README.md, "How the snippets are tested", says the s
   in bash in the same folder (which links this checkout's ``bench/``, so ``python bench/run.py``
   works as from the checkout), with this checkout first on ``PYTHONPATH``; the lines after it, up
   to the next ``$``, are its expected output (stdout and stderr together).
-* In expected output, ``...`` matches any text (doctest's ELLIPSIS), and ``~`` before a number
-  (``~41.3 ms``) matches any number: the value shown is the one measured when the text was
-  written, on the machine the text names; timings and results that depend on the machine's
-  arithmetic are written that way. Trailing spaces and blank lines at either end are ignored, and
-  a run of spaces inside a line matches a run of any length (doctest's NORMALIZE_WHITESPACE, but
-  leading indentation still counts).
+* In expected output, ``...`` matches any text (doctest's ELLIPSIS). ``~`` before a number marks a
+  result that may move a little with the machine's arithmetic (a short training run's loss):
+  ``~85.7`` matches a number within 10% of 85.7, ``~1e-16±1e-15`` one within 1e-15 of it,
+  ``~2.0±50%`` one within 50%, so a stale number fails. ``≈`` before a number (``≈41.3 ms``) marks
+  a timing, measured on the machine the text names: it matches any number. Trailing spaces and
+  blank lines at either end are ignored, and a run of spaces inside a line matches a run of any
+  length (doctest's NORMALIZE_WHITESPACE, but leading indentation still counts).
 * A comment on the line before a block changes what happens to it:
   ``<!-- docs: skip REASON -->`` shows the block without running it (the reason is required);
   ``<!-- docs: needs gpu -->`` runs it only where CuPy sees an NVIDIA GPU (skipped, saying so, elsewhere);
   ``<!-- docs: quote PATH -->`` does not run the block but checks that its lines are in the file
   PATH (relative to the repository), in order and together, so quoted engine code cannot rot.
+  ``<!-- docs: slow -->`` runs the block here as any other; the chapter's notebook
+  (``docs/notebooks.py``) tags it, and ``tests/test_notebooks.py`` leaves it out: a measurement or a
+  training run that this file already runs and checks is not run a second time.
   A chapter that reads the real MNIST says ``<!-- docs: needs mnist -->`` once, anywhere: without
   the data its blocks are skipped (failed under ``CI=true``, as ``tests/conftest.py`` does).
 
 Each block is one test (``test_docs.py::test_block[04-lenet5.md:120]``); running a block first runs
 the blocks before it in its chapter, once. ``python tests/test_docs.py --update docs/NAME.md`` runs a
 chapter and rewrites the output blocks that do not match, and ``--update --remeasure`` also puts this
-run's values into the ``~N`` numbers (a writer's tool, to run on an idle machine; read the diff after).
+run's values into the ``~N`` and ``≈N`` numbers (a writer's tool, to run on an idle machine; read the diff after).
 """
 from __future__ import annotations
 
@@ -54,7 +58,7 @@ SHELL_TIMEOUT = 300
 
 PRINT_OPTIONS = np.get_printoptions()    # NumPy's defaults: every chapter starts from them
 FENCE = re.compile(r"^```(\S*)\s*$")
-MARKER = re.compile(r"^<!--\s*docs:\s*(skip|needs|quote)\b\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*docs:\s*(skip|needs|quote|slow)\b\s*(.*?)\s*-->\s*$")
 RUN_KINDS = {"python", "console"}
 DISPLAY_KINDS = {"text", "", "c", "cuda", "diff"}      # shown, never run (text: an output block)
 
@@ -135,6 +139,8 @@ def runnable(chapter: Chapter) -> list:
 # --------------------------------------------------------------------------- matching output
 
 NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?"
+TOLERANCE = 0.10        # ~N matches a number within 10% of N unless it says its own (~N±T, ~N±T%)
+APPROX = re.compile(r"(~|≈)(" + NUMBER + r")(?:±(" + NUMBER + r")(%?))?")
 
 
 def normalise(text: str) -> str:
@@ -149,22 +155,53 @@ def tidy(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip("\n")
 
 
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
 def pattern(expected: str):
-    """The regular expression of an expected output: ``...`` is any text, ``~N`` any number (a group)."""
-    parts = re.split(r"(\.\.\.|~" + NUMBER + ")", normalise(expected))
-    regex = "".join(".*?" if p == "..." else f"({NUMBER})" if p.startswith("~") else re.escape(p) for p in parts)
-    return re.compile(regex + r"\Z", re.DOTALL)
+    """``(regex, checks)`` of an expected output: ``...`` is any text; ``~N`` and ``≈N`` a number (a
+    group), and ``checks`` has one entry per group: ``(low, high)`` for ``~N`` (N within 10%, or
+    ``~N±T`` within T, ``~N±T%`` within T percent), None for ``≈N`` (a timing: any number)."""
+    parts = re.split(r"(\.\.\.|(?:~|≈)" + NUMBER + r"(?:±" + NUMBER + r"%?)?)", normalise(expected))
+    regex, checks = [], []
+    for p in parts:
+        m = APPROX.fullmatch(p)
+        if p == "...":
+            regex.append(".*?")
+        elif m:
+            regex.append(f"({NUMBER})")
+            sign, value, tol, percent = m.groups()
+            value = _number(value)
+            if sign == "≈":
+                checks.append(None)
+            else:
+                width = abs(value) * (_number(tol) / 100 if percent else TOLERANCE) if (tol is None or percent) \
+                    else _number(tol)
+                checks.append((value - width, value + width))
+        else:
+            regex.append(re.escape(p))
+    return re.compile("".join(regex) + r"\Z", re.DOTALL), checks
+
+
+def _found(expected: str, actual: str):
+    regex, checks = pattern(expected)
+    return regex.match(normalise(actual)), checks
 
 
 def remeasured(expected: str, actual: str) -> str:
-    """``expected`` with each ``~N`` replaced by the number the actual output has there (still marked ``~``)."""
-    found = pattern(expected).match(normalise(actual))
-    values = iter(found.groups())
-    return re.sub("~" + NUMBER, lambda _: "~" + next(values), expected)
+    """``expected`` with each ``~N``/``≈N`` number replaced by the one the actual output has there
+    (the mark and any ``±T`` kept)."""
+    values = iter(_found(expected, actual)[0].groups())
+    return APPROX.sub(lambda m: m.group(1) + next(values) + (f"±{m.group(3)}{m.group(4)}" if m.group(3) else ""),
+                      expected)
 
 
 def matches(expected: str, actual: str) -> bool:
-    return pattern(expected).match(normalise(actual)) is not None
+    found, checks = _found(expected, actual)
+    if found is None:
+        return False
+    return all(c is None or c[0] <= _number(v) <= c[1] for c, v in zip(checks, found.groups()))
 
 
 def mismatch(where, expected, actual) -> str:
@@ -364,11 +401,21 @@ def test_links_and_images_in_the_docs_exist():
 
 
 def test_the_output_matcher():
-    assert matches("took ~41.3 ms\nok", "took 7.25 ms\nok  \n")
-    assert matches("a ... z", "a b c z") and matches("files:\n...\ndone", "files:\nx\ny\ndone")
-    assert not matches("took ~41.3 ms", "took fast ms") and not matches("12 params", "13 params")
-    assert not matches("a\nb", "a\nb\nc") and matches("~1,234 images", "60,000 images")
-    assert matches("name   ~6.1 ms", "name 16.25 ms") and not matches("  indented", "indented")
+    assert matches("took ≈41.3 ms\nok", "took 7.25 ms\nok  \n")
+    assert matches("a ... z", "a b c z") and matches("files:\nx\n...\ndone", "files:\nx\ny\ndone")
+    assert not matches("took ≈41.3 ms", "took fast ms") and not matches("12 params", "13 params")
+    assert not matches("a\nb", "a\nb\nc") and matches("≈1,234 images", "60,000 images")
+    assert matches("name   ≈6.1 ms", "name 16.25 ms") and not matches("  indented", "indented")
+
+
+def test_a_result_marked_with_a_tilde_must_be_within_its_tolerance():
+    # chapter 4's learning rates were shown as ~1.22e-03 / ~2.79e-04 and passed against 2.00e-05 / 1.81e-03
+    assert not matches("lr ~1.22e-03", "lr 2.00e-05") and not matches("lr ~2.79e-04", "lr 1.81e-03")
+    assert matches("acc ~97.4%", "acc 99.1%") and not matches("acc ~97.4%", "acc 85.0%")
+    assert matches("~1,715 of 2,000", "1,800 of 2,000") and not matches("~1,715 of 2,000", "1,900 of 2,000")
+    assert matches("dx ~1e-16±1e-15", "dx 7.3e-16") and not matches("dx ~1e-16±1e-15", "dx 2e-15")
+    assert matches("loss ~2.0±50%", "loss 2.9") and not matches("loss ~2.0±50%", "loss 3.1")
+    assert remeasured("lr ~1.22e-03, ≈0.9 s, ~2±1", "lr 1.3e-03, 4.5 s, 2.5") == "lr ~1.3e-03, ≈4.5 s, ~2.5±1"
 
 
 def prose_words(chapter: Chapter) -> int:
@@ -398,10 +445,10 @@ def update(path, remeasure=False) -> int:
                 print(result.message, file=sys.stderr)
                 break
             if result.status == "passed" and remeasure and result.outputs:
-                if block.kind == "python" and block.output is not None and "~" in block.output.code:
+                if block.kind == "python" and block.output is not None and APPROX.search(block.output.code):
                     new = remeasured(block.output.code, result.outputs[0])
                     edits.append((block.output.body_start, block.output.body_end, new.split("\n")))
-                elif block.kind == "console" and "~" in block.code:
+                elif block.kind == "console" and APPROX.search(block.code):
                     body = []
                     for (_, expected, written), actual in zip(shell_commands(block.code), result.outputs):
                         body += written + (remeasured(expected, actual).split("\n") if expected else [])

@@ -168,9 +168,9 @@ def test_the_cli_draws_every_kind_from_a_run_folder(run_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().split("\n")
     assert lines[0] == f"lenet5 from {run_dir}/best.npz, epoch 1; figures into figs"
-    assert [line.split(":")[0].strip() for line in lines[1:]] == [f"figs/tiny-{k}.png" for k in command.KINDS]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [f"figs/tiny-{k}.png" for k in command.TRAINED_DEFAULT]
     assert "of 50 right" in lines[4] and "test image 0 through 4 stages: c1+act, s2+act, c3+act, s4+act" in lines[2]
-    for kind in command.KINDS:
+    for kind in command.TRAINED_DEFAULT:
         png_size(tmp_path / "figs" / f"tiny-{kind}.png")
 
 
@@ -184,7 +184,7 @@ def test_an_architecture_name_draws_an_untrained_model(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["lenet5", "--kinds", "filters,curves"], "argument --kinds: unknown kind 'curves'; choose from filters,features,saliency,confusion,misclassified,im2col"),
+    (["lenet5", "--kinds", "filters,curves"], "argument --kinds: unknown kind 'curves'; choose from filters,features,saliency,confusion,misclassified,im2col,graph"),
     (["no-such-run"], "no-such-run is not a run folder, a checkpoint file or an architecture name"),
     (["lenet5", "--im2col", "1,4,9,1,0"], "argument --im2col: expected C,SIZE,KERNEL,STRIDE,PADDING"),
     (["lenet5", "--count", "0"], "argument --count: must be a positive integer, got 0"),

@@ -1,8 +1,9 @@
 """Optimizers (``optimizers.py``: SGD, Adam, AdamW, RMSprop) and learning-rate schedulers
-(``schedulers.py``: StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, SequentialLR), with PyTorch's
-names, update rules and ``state_dict`` layouts."""
+(``schedulers.py``: StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, SequentialLR; also under PyTorch's
+name ``optim.lr_scheduler``), with PyTorch's names, update rules and ``state_dict`` layouts."""
+from . import lr_scheduler
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedulers import CosineAnnealingLR, LinearLR, LinearWarmup, LRScheduler, MultiStepLR, SequentialLR, StepLR
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "MultiStepLR",
-           "CosineAnnealingLR", "LinearLR", "LinearWarmup", "SequentialLR"]
+           "CosineAnnealingLR", "LinearLR", "LinearWarmup", "SequentialLR", "lr_scheduler"]

@@ -13,7 +13,9 @@ The figures (``--kinds``, default: all for a trained model; no test-set figures 
 * ``saliency``       ``--count`` test images and |d score / d pixel| of the predicted class;
 * ``confusion``      the confusion matrix over the test set (``--limit-test`` images);
 * ``misclassified``  up to 16 wrong predictions on the same images, most confident first;
-* ``im2col``         the columns matrix of a tiny numbered image (``--im2col C,SIZE,KERNEL,STRIDE,PADDING``).
+* ``im2col``         the columns matrix of a tiny numbered image (``--im2col C,SIZE,KERNEL,STRIDE,PADDING``);
+* ``graph``          the computational graph of the training loss on ``--count`` test images from
+                     ``--index`` (each Function a box, each tensor its shape; not drawn unless asked for).
 
 Each is written atomically as ``OUT/PREFIXkind.png`` and named on one line. Errors follow
 :mod:`minicnn.cli`: a bad option is one ``prog: error:`` line and exit status 2 before anything is
@@ -28,11 +30,13 @@ import sys
 import numpy as np
 
 from .. import architectures, checkpoint, cli
+from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..data import DATASETS, DataError
-from . import analysis, figures
+from . import analysis, figures, graph
 
-KINDS = ["filters", "features", "saliency", "confusion", "misclassified", "im2col"]
+KINDS = ["filters", "features", "saliency", "confusion", "misclassified", "im2col", "graph"]
+TRAINED_DEFAULT = ["filters", "features", "saliency", "confusion", "misclassified", "im2col"]
 TEST_SET_KINDS = {"confusion", "misclassified"}
 UNTRAINED_DEFAULT = ["filters", "features", "saliency", "im2col"]
 MAX_ERRORS_SHOWN = 16
@@ -63,15 +67,15 @@ def make_parser():
     p = cli.ArgumentParser(
         prog="python -m minicnn.visualize",
         description="Draw a CNN's first-layer filters, the feature maps of one input through each stage, "
-                    "saliency maps, the confusion matrix and misclassified test images, and the im2col "
-                    "picture, as PNG files (needs matplotlib: pip install -e .[plot]).",
+                    "saliency maps, the confusion matrix and misclassified test images, the im2col "
+                    "picture and the computational graph of the loss, as PNG files (needs matplotlib: pip install -e .[plot]).",
         epilog="Exit codes: 0 done, 1 error (a bad checkpoint, missing data, the disk), 2 bad options.")
     p.add_argument("source", metavar="SOURCE",
                    help="run folder of python -m minicnn.train, a .npz checkpoint, or an architecture name "
                         f"({', '.join(architectures.names())})")
     p.add_argument("--kinds", type=_kinds, metavar="KIND[,KIND...]",
                    help=f"figures to draw: {','.join(KINDS)} (default: all for a trained model; "
-                        f"{','.join(UNTRAINED_DEFAULT)} for an architecture name)")
+                        f"{','.join(UNTRAINED_DEFAULT)} for an architecture name; graph only when named)")
     p.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: the run folder, or . for a name)")
     p.add_argument("--prefix", default="", help="start of every file name, e.g. lenet5- (default: none)")
     p.add_argument("--index", type=cli.nonneg_int, default=0,
@@ -103,7 +107,7 @@ def run(argv=None) -> int:
         if given:
             parser.error(f"{', '.join(given)} only apply to an architecture name: a run uses its own "
                          "dataset, input size and weights")
-    kinds = args.kinds or (UNTRAINED_DEFAULT if by_name else KINDS)
+    kinds = args.kinds or (UNTRAINED_DEFAULT if by_name else TRAINED_DEFAULT)
     out = args.out if args.out is not None else ("." if by_name else
                                                    args.source if os.path.isdir(args.source) else
                                                    os.path.dirname(args.source) or ".")
@@ -131,10 +135,10 @@ def _run(args, parser, by_name, kinds, out) -> int:
     images, labels, classes, probs = None, None, None, None
     if set(kinds) - {"filters", "im2col"}:
         images, labels, classes = analysis.test_set(config, args.data_dir)
-        last = args.index + (args.count if "saliency" in kinds else 1)
-        if {"features", "saliency"} & set(kinds) and last > len(images):
+        last = args.index + (args.count if {"saliency", "graph"} & set(kinds) else 1)
+        if {"features", "saliency", "graph"} & set(kinds) and last > len(images):
             parser.error(f"argument --index: test image {last - 1} is needed (--index {args.index}"
-                         + (f", --count {args.count}" if "saliency" in kinds else "")
+                         + (f", --count {args.count}" if {"saliency", "graph"} & set(kinds) else "")
                          + f") but the test set has {len(images):,} images")
     if TEST_SET_KINDS & set(kinds):
         n = min(args.limit_test or len(images), len(images))
@@ -142,7 +146,7 @@ def _run(args, parser, by_name, kinds, out) -> int:
     print(f"{about}; figures into {out}")
     drawn = [(kind, _draw(kind, args, model, config, images, labels, classes, probs)) for kind in kinds]
     for kind, (fig, what) in drawn:
-        path = figures.save(fig, os.path.join(out, f"{args.prefix}{kind}.png"))
+        path = figures.save(fig, os.path.join(out, f"{args.prefix}{kind}.png"), palette=128 if kind == "graph" else None)
         print(f"  {path}: {what}")
     return cli.EXIT_OK
 
@@ -168,6 +172,17 @@ def _draw(kind, args, model, config, images, labels, classes, probs):
         fig = figures.feature_maps_figure(images[i], [(label, maps[0]) for label, maps in stages],
                                           title=f"{arch}: test image {i} (class {classes[labels[i]]}) through each stage")
         return fig, f"test image {i} through {len(stages)} stages: {', '.join(label for label, _ in stages)}"
+    if kind == "graph":
+        i, n = args.index, args.count
+        training = model.training
+        model.train()
+        loss = F.cross_entropy(model(Tensor(analysis.prepare(images[i:i + n], config))),
+                               Tensor(np.asarray(labels[i:i + n], dtype=np.int64)))
+        model.train(training)
+        g = graph.graph_of(loss, dict(model.named_parameters()))
+        fig = graph.graph_figure(g, title=f"{arch}: the graph of the cross-entropy loss on {n} test images "
+                                          f"({g.functions} functions, {g.tensors} tensors)")
+        return fig, f"the loss on test images {i}-{i + n - 1}: {g.functions} functions, {g.tensors} tensors"
     if kind == "saliency":
         i, n = args.index, args.count
         maps, pred, probs = analysis.saliency(model, analysis.prepare(images[i:i + n], config))

@@ -5,6 +5,7 @@ matplotlib is the ``plot`` extra: it is imported when a figure is first drawn, w
 """
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -30,10 +31,20 @@ def pyplot():
     return plt
 
 
-def save(fig, path, dpi: int = 80):
-    """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it."""
+def save(fig, path, dpi: int = 100, palette: int | None = None):
+    """Write ``fig`` as a PNG to ``path`` atomically (the old file stays whole until the new one is), then close it.
+    ``palette``: store at most that many colours (a diagram of text and flat colours shrinks to a third)."""
+    def write(f):
+        if palette is None:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+            return
+        from PIL import Image                   # a dependency of matplotlib
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+        buffer.seek(0)
+        Image.open(buffer).convert("RGB").quantize(palette).save(f, format="png", optimize=True)
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1))
+        atomic_write(path, write)
     finally:
         pyplot().close(fig)
     return path
@@ -75,7 +86,7 @@ def filters_figure(weight, name="conv", title=None):
     O, C = w.shape[:2]
     rows, cols = _grid(O)
     rgb = C == 3
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + (0.9 if not rgb else 0.2), 1.15 * rows + 0.6),
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + (1.1 if not rgb else 0.2), 1.65 * rows + 0.7),
                              squeeze=False)
     limit = float(np.abs(w).max()) or 1.0
     image = None
@@ -89,7 +100,7 @@ def filters_figure(weight, name="conv", title=None):
             ax.imshow((f - f.min()) / ((f.max() - f.min()) or 1.0), interpolation="nearest")
         else:
             image = ax.imshow(w[k].mean(axis=0), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(str(k), fontsize=8)
+        ax.set_title(str(k), fontsize=10)
     shape = "x".join(map(str, weight.shape[1:]))
     fig.suptitle(title or f"{name}: {weight.shape[0]} filters of {shape}" + (" (first 64)" if weight.shape[0] > 64 else ""),
                  fontsize=10)
@@ -125,16 +136,17 @@ def feature_maps_figure(image, stages, channels: int = 8, title=None):
             cmap, vmin, vmax = "RdBu_r", -m, m
         ax = fig.add_subplot(grid[r, 0])
         ax.axis("off")
-        ax.text(1.0, 0.5, f"{label}\n{'x'.join(map(str, maps.shape))}", fontsize=8, ha="right", va="center",
-                transform=ax.transAxes)
+        shown_of = f"\nmaps 0-{len(shown) - 1} of {len(maps)}" if len(shown) < len(maps) else ""
+        ax.text(1.0, 0.5, f"{label}\n{'x'.join(map(str, maps.shape))}{shown_of}", fontsize=9, ha="right",
+                va="center", transform=ax.transAxes)
         for c in range(len(shown)):
             ax = fig.add_subplot(grid[r, c + 2])
             im = ax.imshow(shown[c], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
             _off(ax)
             if r == 0:
-                ax.set_title(f"map {c}", fontsize=8)
+                ax.set_title(f"map {c}", fontsize=9)
         fig.colorbar(im, cax=fig.add_subplot(grid[r, channels + 2]))
-    fig.suptitle(title or f"one input through each stage (first {channels} maps of each)", fontsize=10)
+    fig.suptitle(title or f"one input through each stage (at most the first {channels} maps of each)", fontsize=10)
     return fig
 
 
@@ -144,7 +156,7 @@ def saliency_figure(images, maps, predictions, probabilities, labels, classes, t
     """Inputs (uint8 (N, C, H, W)) above their saliency maps (N, H, W), each scaled to its own maximum."""
     plt = pyplot()
     n = len(images)
-    fig = plt.figure(figsize=(1.5 * n + 1.3, 3.9))
+    fig = plt.figure(figsize=(1.9 * n + 1.6, 4.8))
     grid = fig.add_gridspec(2, n + 1, width_ratios=[1] * n + [0.07], left=0.07, right=0.9, top=0.8, bottom=0.03,
                             wspace=0.08, hspace=0.08)
     for k in range(n):
@@ -154,10 +166,13 @@ def saliency_figure(images, maps, predictions, probabilities, labels, classes, t
         _show_image(top, images[k], f"true {classes[labels[k]]}\npred {classes[p]} {100 * probabilities[k, p]:.0f}%{wrong}")
         m = np.asarray(maps[k], dtype=np.float64)
         im = bottom.imshow(m / (m.max() or 1.0), cmap="inferno", vmin=0, vmax=1, interpolation="nearest")
+        grey = np.asarray(images[k], dtype=np.float64).mean(axis=0)
+        if grey.shape == m.shape and grey.max() > grey.min():     # the strokes' outline over the map
+            bottom.contour(grey, levels=[(grey.min() + grey.max()) / 2], colors="#4fd1ff", linewidths=0.9)
         _off(bottom)
         if k == 0:
             top.set_ylabel("input", fontsize=9)
-            bottom.set_ylabel("|d score / d pixel|", fontsize=9)
+            bottom.set_ylabel("|d score / d pixel|\n(blue: the strokes' outline)", fontsize=9)
     fig.colorbar(im, cax=fig.add_subplot(grid[1, n]), label="share of the max")
     fig.suptitle(title or "saliency: the gradient of the predicted class's score w.r.t. each input pixel", fontsize=10)
     return fig
@@ -247,7 +262,7 @@ def im2col_figure(channels: int = 1, size: int = 4, kernel: int = 3, stride: int
 
     side = size + 2 * padding
     width_left, width_right = channels * (side + 0.8), matrix.shape[1] + 1.5
-    scale = 0.42
+    scale = 0.5
     fig = plt.figure(figsize=(scale * (width_left + width_right) + 1.0, scale * max(side, matrix.shape[0]) + 1.9))
     grid = fig.add_gridspec(1, channels + 1, width_ratios=[side] * channels + [matrix.shape[1] + 1.5], wspace=0.35)
     hi, hj = divmod(highlight, Wo)
@@ -257,7 +272,7 @@ def im2col_figure(channels: int = 1, size: int = 4, kernel: int = 3, stride: int
             for j in range(side):
                 v = padded[c, i, j]
                 ax.add_patch(Rectangle((j, i), 1, 1, facecolor=colour(v), edgecolor="white"))
-                ax.text(j + 0.5, i + 0.5, f"{int(v)}", ha="center", va="center", fontsize=8, color=ink(v))
+                ax.text(j + 0.5, i + 0.5, f"{int(v)}", ha="center", va="center", fontsize=9, color=ink(v))
         ax.add_patch(Rectangle((hj * stride, hi * stride), kernel, kernel, fill=False, edgecolor="black", lw=2.5))
         ax.set_xlim(0, side)
         ax.set_ylim(side, 0)
@@ -271,18 +286,18 @@ def im2col_figure(channels: int = 1, size: int = 4, kernel: int = 3, stride: int
         for k in range(L):
             v = matrix[r, k]
             ax.add_patch(Rectangle((k, r), 1, 1, facecolor=colour(v), edgecolor="white"))
-            ax.text(k + 0.5, r + 0.5, f"{int(v)}", ha="center", va="center", fontsize=8, color=ink(v))
+            ax.text(k + 0.5, r + 0.5, f"{int(v)}", ha="center", va="center", fontsize=9, color=ink(v))
     ax.add_patch(Rectangle((highlight, 0), 1, R, fill=False, edgecolor="black", lw=2.5))
     ax.set_xlim(0, L)
     ax.set_ylim(R, 0)
     ax.set_aspect("equal")
     ax.set_anchor("N")
     ax.set_xticks(np.arange(L) + 0.5)
-    ax.set_xticklabels([f"{k // Wo},{k % Wo}" for k in range(L)], fontsize=7, rotation=90 if L > 9 else 0)
+    ax.set_xticklabels([f"{k // Wo}\n{k % Wo}" for k in range(L)], fontsize=9)
     ax.set_yticks(np.arange(R) + 0.5)
-    ax.set_yticklabels([f"{r // (kernel * kernel)},{r // kernel % kernel},{r % kernel}" for r in range(R)], fontsize=7)
-    ax.set_xlabel("output pixel (oh, ow)", fontsize=8)
-    ax.set_ylabel("(c, i, j)", fontsize=8)
+    ax.set_yticklabels([f"{r // (kernel * kernel)},{r // kernel % kernel},{r % kernel}" for r in range(R)], fontsize=9)
+    ax.set_xlabel("output pixel: oh above ow", fontsize=9)
+    ax.set_ylabel("(c, i, j)", fontsize=9)
     ax.tick_params(length=0)
     ax.set_title(f"columns: {R} x {L}\n(C·kH·kW x N·Ho·Wo)", fontsize=9)
     fig.suptitle(title or f"im2col of a {channels}x{size}x{size} image, {kernel}x{kernel} kernel, stride {stride}: "
