@@ -1,4 +1,4 @@
-"""The autograd engine: ``Tensor``, ``Function``, ``backward()`` and ``no_grad()``, and nothing else.
+"""The autograd engine: ``Tensor``, ``Function`` and ``backward()``, and nothing else.
 
 How it works, in four sentences.  A ``Tensor`` wraps an array (NumPy or CuPy) and, when it
 was computed from tensors that require gradients, remembers the ``Function`` that made it
@@ -8,8 +8,7 @@ out, saving on ``self`` what the backward pass needs) and, right beside it, a ``
 the recorded graph topologically with an explicit stack (no recursion, so a 10,000-op
 chain is fine), then walks it from the output back to the leaves, summing the gradients
 of every path, and adds the result into each leaf's ``.grad``.  Under ``no_grad()``
-nothing is recorded at all.
-
+nothing is recorded at all (``minicnn.grad_mode``; hooks' helpers: ``minicnn.hooks``).
 This file is the whole engine. The operations themselves (``+``, ``@``, ``.sum()``,
 ``.reshape()``, indexing...) are ``Function`` subclasses in ``minicnn.ops``, one module per
 family, which also attach the matching ``Tensor`` methods and operators when minicnn is
@@ -17,57 +16,15 @@ imported; the neural-network ops over the hand-written kernels are in ``minicnn.
 """
 from __future__ import annotations
 
-import functools
+import operator
+import weakref
 
 import numpy as np
 
-from . import backend
-
-# --------------------------------------------------------------------------- grad mode
-
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    """True unless inside ``no_grad()``."""
-    return _grad_enabled
-
-
-class _GradMode:
-    """Context manager and decorator that sets whether operations are recorded."""
-
-    enabled = True
-
-    def __enter__(self):
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = self.enabled
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
-        return False
-
-    def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with type(self)():
-                return func(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """``with minicnn.no_grad():`` (or ``@minicnn.no_grad()``): record no graph; results need no gradient."""
-
-    enabled = False
-
-
-class enable_grad(_GradMode):
-    """Re-enable recording inside a ``no_grad`` block."""
-
-    enabled = True
-
+from . import backend, grad_mode, hooks
+from .checks import InvalidGradientError, check_returned_grad, check_saved_versions, note_saved_versions  # noqa: F401
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .hooks import queue_callback  # noqa: F401  (minicnn.autograd.queue_callback, as PyTorch's engine has it)
 
 # --------------------------------------------------------------------------- Function
 
@@ -92,11 +49,14 @@ class Function:
     def backward(self, grad):
         raise NotImplementedError
 
+    _hooks = _retain = None     # its output's hooks {handle id: hook}; a weak reference after retain_grad()
+    _saved = ()                 # (weak reference, version, argument index or -1 for the output) of what it kept
+
     @classmethod
     def apply(cls, *args, **kwargs):
         fn = cls()
         tensors = [a for a in args if isinstance(a, Tensor)]
-        record = _grad_enabled and any(t.requires_grad for t in tensors)
+        record = grad_mode.enabled and any(t.requires_grad for t in tensors)
         if len(tensors) > 1:
             _check_same_device(cls.__name__, tensors)
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad and record for a in args)
@@ -108,14 +68,17 @@ class Function:
             # backward even when no backward formula needs it.
             fn.parents = tuple((a._ctx if a._ctx is not None else a) if need else None
                                for a, need in zip(args, fn.needs_input_grad))
+            fn.meta = (out.shape, out.dtype, type(out))      # what a gradient for this output must fit
+            note_saved_versions(fn, args, result)
             result.requires_grad = True
             result._ctx = fn
         return result
 
     def release(self):
         """Drop everything saved for backward (called after a backward pass without ``retain_graph``)."""
+        hooks_, retain = self._hooks, self._retain          # but its output tensor's hooks stay
         self.__dict__.clear()
-        self.freed = True
+        self._hooks, self._retain, self.freed = hooks_, retain, True
 
     freed = False
 
@@ -132,8 +95,9 @@ def _check_same_device(op, tensors):
 # --------------------------------------------------------------------------- backward pass
 
 def _topological_order(root_fn):
-    """Functions reachable from ``root_fn``, each after every function that consumes its output."""
-    order, visited = [], set()
+    """Functions reachable from ``root_fn``, each after every function that consumes its output; and for
+    each leaf with hooks, [the number of edges into it, None] (its gradient waits for all of them)."""
+    order, visited, waiting = [], set(), {}
     stack = [(root_fn, False)]
     while stack:
         fn, expanded = stack.pop()
@@ -149,10 +113,13 @@ def _topological_order(root_fn):
         visited.add(id(fn))
         stack.append((fn, True))
         for parent in fn.parents:
-            if isinstance(parent, Function) and id(parent) not in visited:
-                stack.append((parent, False))
+            if isinstance(parent, Function):
+                if id(parent) not in visited:
+                    stack.append((parent, False))
+            elif parent is not None and parent._hooks is not None:
+                waiting.setdefault(id(parent), [0, None])[0] += 1
     order.reverse()   # post-order reversed: consumers before producers
-    return order
+    return order, waiting
 
 
 def _unshared(g, handed):
@@ -166,6 +133,15 @@ def _unshared(g, handed):
     return g
 
 
+def _checked(fn, i, g, parent):
+    """The gradient ``g`` that ``fn.backward`` returned for its argument ``i``, checked against it."""
+    shape, dtype, kind = (parent.shape, parent.dtype, type(parent._data)) if isinstance(parent, Tensor) else parent.meta
+    if type(g) is kind and g.shape == shape and g.dtype == dtype:
+        return g
+    device = "cuda" if kind.__module__.startswith("cupy") else "cpu"
+    return check_returned_grad(fn.name, i, g, shape, dtype, device, hasattr(g, "shape") and backend.device_of(g))
+
+
 def backward(tensor, grad=None, retain_graph=False):
     """Accumulate d(tensor)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
 
@@ -177,6 +153,7 @@ def backward(tensor, grad=None, retain_graph=False):
         raise RuntimeError("backward: the tensor does not require grad and has no grad_fn "
                            "(was it computed under no_grad(), or from tensors without requires_grad=True?)")
     xp = backend.get_array_module(tensor.data)
+    handed = set()                              # memory already given to a leaf's .grad in this pass
     if grad is None:
         if tensor.data.size != 1:
             raise ValueError(f"backward: a gradient must be given for a non-scalar output of shape "
@@ -187,26 +164,45 @@ def backward(tensor, grad=None, retain_graph=False):
         if grad.shape != tensor.shape:
             raise ValueError(f"backward: gradient of shape {tuple(grad.shape)} does not match "
                              f"the output's shape {tuple(tensor.shape)}")
-    if tensor._ctx is None:                     # backward() on a leaf
-        tensor._accumulate(grad)
-        return
+        handed.add(id(grad if grad.base is None else grad.base))    # the caller's array: never a .grad
+    def give(leaf, g):                          # into a leaf's .grad (or a retained one)
+        leaf._accumulate(_unshared(g, handed))
+    with hooks.running_backward():              # then the callbacks queued meanwhile
+        if tensor._ctx is None:                 # backward() on a leaf
+            hooks.deliver(tensor, grad, give, Tensor._wrap)
+        else:
+            _run_graph(tensor._ctx, grad, give, retain_graph)
 
-    grads = {id(tensor._ctx): grad}             # dL/d(output of fn), keyed by fn
-    handed = set()                              # memory already given to a leaf's .grad in this pass
-    for fn in _topological_order(tensor._ctx):
+
+def _run_graph(root, grad, give, retain_graph):
+    order, waiting = _topological_order(root)   # waiting: the leaves with hooks
+    grads = {id(root): grad}                    # dL/d(output of fn), keyed by fn
+    for fn in order:
         g = grads.pop(id(fn), None)
         if g is not None:
+            if fn._hooks is not None or fn._retain is not None:
+                g = hooks.output_hooks(fn, g, give, Tensor._wrap)
+            if fn._saved:
+                check_saved_versions(fn)
             input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, pg in zip(fn.parents, input_grads):
-                if parent is None or pg is None:
+            input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
+            for i, (parent, pg) in enumerate(zip(fn.parents, input_grads)):
+                if parent is None:
                     continue
-                if isinstance(parent, Tensor):          # a leaf: its .grad accumulates
-                    parent._accumulate(_unshared(pg, handed))
-                else:
-                    key = id(parent)
-                    grads[key] = grads[key] + pg if key in grads else pg
+                if pg is not None:
+                    pg = _checked(fn, i, pg, parent)
+                if isinstance(parent, Function):
+                    if pg is not None:
+                        key = id(parent)
+                        grads[key] = grads[key] + pg if key in grads else pg
+                elif parent._hooks is not None:         # a leaf with hooks: after its last edge
+                    hooks.arrive(waiting, parent, pg, give, Tensor._wrap)
+                elif pg is not None:                    # a leaf: its .grad accumulates
+                    give(parent, pg)
+        elif waiting:
+            for parent in fn.parents:
+                if isinstance(parent, Tensor) and parent._hooks is not None:
+                    hooks.arrive(waiting, parent, None, give, Tensor._wrap)
         if not retain_graph:
             fn.release()
 
@@ -222,7 +218,7 @@ class Tensor:
     attached by ``minicnn.ops``; see ``minicnn.functional`` for the neural-network ops.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "_version", "_hooks", "__weakref__")
     __array_priority__ = 1000   # numpy_array + tensor -> Tensor.__radd__, not an object array
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -237,7 +233,7 @@ class Tensor:
             if dtype is None and array.dtype == np.float64 and not isinstance(data, np.generic):
                 array = array.astype(backend.DEFAULT_DTYPE)
             array = backend.to_device(array, device or "cpu")
-        self.data, self._grad, self._ctx, self.requires_grad = array, None, None, False
+        self._data, self._grad, self._ctx, self.requires_grad, self._version, self._hooks = array, None, None, False, 0, None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -245,8 +241,20 @@ class Tensor:
     def _wrap(cls, array):
         """Fast constructor for op results (no conversion, no checks)."""
         t = object.__new__(cls)
-        t.data, t._grad, t.requires_grad, t._ctx = array, None, False, None
+        t._data, t._grad, t.requires_grad, t._ctx, t._version, t._hooks = array, None, False, None, 0, None
         return t
+
+    def _set_data(self, value):
+        if isinstance(value, Tensor):
+            value = value._data
+        elif isinstance(value, np.generic):
+            value = np.asarray(value)
+        elif not isinstance(value, np.ndarray) and backend.device_of(value) != "cuda":
+            raise TypeError(f"Tensor.data: expected an array or a Tensor, got {type(value).__name__}")
+        self._data = value
+
+    data = property(operator.attrgetter("_data"), _set_data, doc="The array (NumPy or CuPy). Assigning a Tensor "
+                    "stores its array; changes through .data are not seen by autograd (as in PyTorch).")
 
     # ---- what it is
     shape = property(lambda self: self.data.shape)
@@ -255,17 +263,6 @@ class Tensor:
     device = property(lambda self: backend.device_of(self.data), doc="'cpu' or 'cuda'")
     grad_fn = property(lambda self: self._ctx, doc="The Function that made this tensor (None for leaves).")
     is_leaf = property(lambda self: self._ctx is None)
-
-    def __repr__(self):
-        extra = "" if self.device == "cpu" else f", device='{self.device}'"
-        if self.dtype != backend.DEFAULT_DTYPE:
-            extra += f", dtype={self.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn=<{self._ctx.name}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
-        return f"tensor({body}{extra})"
 
     __hash__ = object.__hash__      # (== is elementwise, attached by minicnn.ops)
 
@@ -314,35 +311,40 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    # ---- hooks (see minicnn.hooks)
+    def register_hook(self, hook):
+        """``hook(grad) -> Tensor or None`` runs when the gradient with respect to this tensor has been summed
+        in a backward pass (for a leaf: before it is added into ``.grad``); a returned tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is None:
+            return hooks.add_hook(self._leaf_hooks()[0], hook, "register_hook")
+        if self._ctx._hooks is None:
+            self._ctx._hooks = {}
+        return hooks.add_hook(self._ctx._hooks, hook, "register_hook")
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs as soon as this leaf's ``.grad`` is final in a backward pass."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        return hooks.add_hook(self._leaf_hooks()[1], hook, "register_post_accumulate_grad_hook")
+
+    def _leaf_hooks(self):
+        if self._hooks is None:
+            self._hooks = ({}, {})      # gradient hooks, post-accumulate hooks
+        return self._hooks
+
+    def retain_grad(self):
+        """A non-leaf keeps its ``.grad`` after backward (a leaf always does)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._ctx is not None:
+            self._ctx._retain = weakref.ref(self)
+
+    retains_grad = property(lambda self: self._ctx is not None and self._ctx._retain is not None)
+
     def detach(self):
         """The same data, cut from the graph."""
         return Tensor._wrap(self.data)
-
-    # ---- out to Python and NumPy
-    def numpy(self) -> np.ndarray:
-        """The data as a NumPy array (shares memory on the CPU, copies from a GPU)."""
-        return backend.to_numpy(self.data)
-
-    def __array__(self, dtype=None, copy=None):
-        """``np.asarray(t)`` for a CPU tensor (shares memory). A GPU tensor refuses, as in PyTorch:
-        copying to the host is always explicit (``t.numpy()`` or ``t.cpu()``)."""
-        if self.device != "cpu":
-            raise TypeError("can't convert a cuda tensor to a NumPy array implicitly: "
-                            "use t.numpy() (copies to the host) or t.cpu()")
-        return np.array(self.data, dtype=dtype, copy=True) if copy else np.asarray(self.data, dtype=dtype)
-
-    def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {tuple(self.shape)}")
-        return self.data.reshape(()).item()
-
-    def tolist(self):
-        return backend.to_numpy(self.data).tolist()
-
-    def __bool__(self):
-        if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous")
-        return bool(self.data)
-
-    def __float__(self): return float(self.item())
-    def __int__(self): return int(self.item())

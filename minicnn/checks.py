@@ -10,6 +10,7 @@ minicnn, so that the kernels, the autograd ops and the layers can all use it.
 from __future__ import annotations
 
 import numbers
+import weakref
 
 
 def check_dim(op: str, dim, ndim: int) -> int:
@@ -78,3 +79,54 @@ def channel_vector(op: str, name: str, a, channels: int, x):
         raise ValueError(f"{op}: {name} must have shape ({channels},) to match the {channels} channels "
                          f"of the input, got shape {tuple(a.shape)}")
     check_same_dtype(op, x, **{name: a})
+
+
+class InvalidGradientError(RuntimeError):
+    """A ``Function.backward`` returned a gradient that does not fit its input (shape, dtype or device)."""
+
+
+def check_returned_grad(fn: str, index: int, grad, shape, dtype, device: str, grad_device: str):
+    """The gradient ``fn.backward`` returned for its argument ``index`` must have that argument's shape,
+    a floating dtype (cast to the argument's, as PyTorch does) and its device. Returns the gradient."""
+    where = f"{fn}.backward returned a gradient for its argument {index} (counting from 0)"
+    if not hasattr(grad, "shape") or not hasattr(grad, "dtype"):
+        raise InvalidGradientError(f"{where} that is a {type(grad).__name__}, not an array")
+    got, shape = tuple(grad.shape), tuple(shape)
+    if got != shape:
+        hint = ""
+        if len(got) >= len(shape) and all(n in (1, m) for n, m in zip(shape[::-1], got[::-1])):
+            hint = ": did you forget to sum the broadcast gradient back to the input's shape?"
+        raise InvalidGradientError(f"{where} of shape {got}, but the argument has shape {shape}{hint}")
+    if grad.dtype.kind not in "fc":
+        raise InvalidGradientError(f"{where} of dtype {grad.dtype}; a gradient must be floating-point "
+                                   f"(the argument's dtype is {dtype})")
+    if grad_device != device:
+        raise InvalidGradientError(f"{where} on {grad_device!r}, but the argument is on {device!r}")
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+# --------------------------------------------------------------------------- saved tensors' versions
+
+def note_saved_versions(fn, args, result):
+    """Record the version of each tensor whose array ``forward`` kept on ``fn`` (directly or in a tuple), so
+    that an in-place change before backward() is an error instead of a silently wrong gradient."""
+    kept = set()
+    for value in fn.__dict__.values():
+        kept.update(map(id, value) if type(value) is tuple else (id(value),))
+    saved = [(weakref.ref(a), a._version, i) for i, a in enumerate(args)
+             if hasattr(a, "_version") and id(a._data) in kept]
+    if id(result._data) in kept:
+        saved.append((weakref.ref(result), 0, -1))
+    if saved:
+        fn._saved = saved
+
+
+def check_saved_versions(fn):
+    for ref, version, index in fn._saved:
+        t = ref()
+        if t is not None and t._version != version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: the {t.dtype} tensor of shape {tuple(t.shape)} that {fn.name} saved (its "
+                f"{'output' if index < 0 else f'argument {index}'}) is at version {t._version}; expected version "
+                f"{version} instead. Change it out of place (x = x + y, not x += y), or clone() it first.")

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor, no_grad
+from .checks import InvalidGradientError
 
 
 class GradcheckError(AssertionError):
@@ -39,8 +40,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
 
     Returns ``True``; on failure raises ``GradcheckError`` listing, for each failing input,
     its worst element (the first non-finite one, else the largest difference: index, analytic and
-    numeric value), or returns ``False`` when
-    ``raise_exception=False``.  ``fn`` must be deterministic (seed any dropout inside it).
+    numeric value), or saying that a backward returned a gradient of the wrong shape, dtype or
+    device; or returns ``False`` when ``raise_exception=False``.  ``fn`` must be deterministic (seed any dropout inside it).
     """
     checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
@@ -64,11 +65,19 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
         x.grad = None
     surrogate = sum((o * Tensor(backend.to_device(u.astype(o.dtype), o.device))).sum()
                     for o, u in zip(outs, upstream) if o.requires_grad)
-    if isinstance(surrogate, Tensor):
-        surrogate.backward()
-    analytic = [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for _, x in checked]
-    for (_, x), g in zip(checked, saved):
-        x.grad = g
+    try:
+        if isinstance(surrogate, Tensor):
+            surrogate.backward()
+        analytic = [x.grad.numpy() if x.grad is not None else np.zeros(x.shape) for _, x in checked]
+    except InvalidGradientError as exc:       # a backward returned a gradient that does not fit its input
+        return _fail(f" the analytic gradient has the wrong form: {exc}", raise_exception)
+    finally:
+        for (_, x), g in zip(checked, saved):
+            x.grad = g
+    for (i, x), a in zip(checked, analytic):
+        if a.shape != x.shape or a.dtype.kind != "f":
+            return _fail(f" the analytic gradient of input {i} has shape {a.shape} and dtype {a.dtype}; "
+                         f"expected shape {tuple(x.shape)} and a floating dtype", raise_exception)
 
     failures = []
     with no_grad():
@@ -95,7 +104,11 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
                                 f"differ; worst at index {tuple(int(w) for w in worst)}: analytic "
                                 f"{a[worst]:.8g}, numeric {numeric[worst]:.8g}, |diff| {err[worst]:.3g}")
     if failures:
-        if raise_exception:
-            raise GradcheckError("gradcheck failed:\n  " + "\n  ".join(failures))
-        return False
+        return _fail("\n  " + "\n  ".join(failures), raise_exception)
     return True
+
+
+def _fail(message, raise_exception):
+    if raise_exception:
+        raise GradcheckError("gradcheck failed:" + message)
+    return False

@@ -51,3 +51,60 @@ def test_infinite_numeric_gradient_fails():
 
 def test_finite_gradients_still_pass():
     assert gradcheck(lambda t: t ** 0.5, x64([1.0, 0.25, 4.0]))
+
+
+# ---- guard rails: a backward that returns a gradient of the wrong form (issue 21, item 5)
+
+class ForgetsToUnbroadcast(Function):
+    """a * b with broadcasting, whose backward forgets to sum the gradient back to b's shape."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        return grad * self.b, grad * self.a          # db has a's shape (2, 3), b is (3,)
+
+
+class IntegerGradient(Function):
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, grad):
+        return (grad * 2).astype(np.int64)
+
+
+def test_backward_names_the_function_the_argument_and_both_shapes():
+    a = minicnn.randn(2, 3, dtype=minicnn.float64, requires_grad=True)
+    b = minicnn.randn(3, dtype=minicnn.float64, requires_grad=True)
+    with pytest.raises(minicnn.autograd.InvalidGradientError,
+                       match=r"ForgetsToUnbroadcast\.backward returned a gradient for its argument 1 \(counting from 0\) "
+                             r"of shape \(2, 3\), but the argument has shape \(3,\): did you forget to sum the "
+                             r"broadcast gradient back to the input's shape\?"):
+        ForgetsToUnbroadcast.apply(a, b).sum().backward()
+    assert b.grad is None
+    with pytest.raises(RuntimeError, match=r"IntegerGradient\.backward .* argument 0 .* of dtype int64"):
+        (IntegerGradient.apply(a) * 1).sum().backward()
+
+
+def test_a_gradient_of_another_float_dtype_is_cast_as_pytorch_does():
+    class Float64Gradient(Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, grad):
+            return grad.astype(np.float64) * 2
+    a = minicnn.ones(3, requires_grad=True)
+    (Float64Gradient.apply(a) * a).sum().backward()
+    assert a.grad.dtype == np.float32 and np.allclose(a.grad.numpy(), 4.0)
+
+
+def test_gradcheck_reports_a_wrong_shaped_or_typed_gradient():
+    a = minicnn.randn(2, 3, dtype=minicnn.float64, requires_grad=True)
+    b = minicnn.randn(3, dtype=minicnn.float64, requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"wrong form: .*ForgetsToUnbroadcast.* shape \(2, 3\).* \(3,\)"):
+        gradcheck(ForgetsToUnbroadcast.apply, a, b)
+    assert gradcheck(ForgetsToUnbroadcast.apply, a, b, raise_exception=False) is False
+    with pytest.raises(GradcheckError, match="dtype int64"):
+        gradcheck(IntegerGradient.apply, a)
+    assert a.grad is None and b.grad is None

@@ -8,13 +8,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "minicnn"
 
 #: Each top-level part of minicnn and its level: a module may import from its own part or from
-#: lower levels only (backend <- {autograd, kernels} <- ops <- functional <- nn <- weights <-
+#: lower levels only (backend, grad_mode, hooks <- {autograd, kernels} <- ops <- functional <- nn <- weights <-
 #: architectures <- {training, onnx_export} <- CLIs). Parts of one level never import each other
 #: (kernels never import autograd). weights (safetensors files) sits under architectures, whose
 #: get(name, weights=path) loads one; distributed (data parallelism over MPI/NCCL) beside it, over
 #: nn and data, under training, whose loop averages the gradients of a DistributedDataParallel model.
 LEVELS = {
-    "backend": 0, "checks": 0, "fileio": 0, "cli": 0,
+    "backend": 0, "checks": 0, "fileio": 0, "cli": 0, "grad_mode": 0, "hooks": 0,
     "autograd": 1, "kernels": 1, "data": 1, "checkpoint": 1,
     "ops": 2,
     "functional": 3, "gradcheck": 3,

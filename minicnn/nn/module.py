@@ -23,7 +23,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .. import backend
+from .. import backend, hooks
 from ..autograd import Tensor
 from .parameter import Parameter
 
@@ -75,12 +75,55 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+
+    _forward_pre_hooks = _forward_hooks = {}   # (read only) for a subclass that skipped Module.__init__
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)
+        for hook, with_kwargs in tuple(self._forward_pre_hooks.values()):
+            result = hook(self, args, kwargs) if with_kwargs else hook(self, args)
+            if result is not None:
+                if with_kwargs:
+                    args, kwargs = result
+                else:
+                    args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook, with_kwargs in tuple(self._forward_hooks.values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            output = output if result is None else result
+        return output
+
+    # ------------------------------------------------------------------ hooks
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """``hook(module, args) -> None or new args`` runs before ``forward`` (``args``: the positional
+        arguments, a tuple; a single returned value is wrapped in one). With ``with_kwargs=True``:
+        ``hook(module, args, kwargs) -> None or (args, kwargs)``. Returns a handle with ``.remove()``."""
+        return self._add_forward_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """``hook(module, args, output) -> None or new output`` runs after ``forward`` (with ``with_kwargs=True``:
+        ``hook(module, args, kwargs, output)``). Returns a handle with ``.remove()``."""
+        if always_call:
+            raise ValueError("register_forward_hook: always_call=True is not supported")
+        return self._add_forward_hook("_forward_hooks", hook, prepend, with_kwargs)
+
+    def _add_forward_hook(self, registry, hook, prepend, with_kwargs):
+        if registry not in self.__dict__:
+            object.__setattr__(self, registry, OrderedDict())
+        hooks_ = self.__dict__[registry]
+        handle = hooks.add_hook(hooks_, hook, f"register{registry.removesuffix('s')}")
+        hooks_[handle.id] = (hook, bool(with_kwargs))
+        if prepend:
+            hooks_.move_to_end(handle.id, last=False)
+        return handle
 
     # ------------------------------------------------------------------ registration
 

@@ -11,7 +11,9 @@ imports this package.
 * ``shapes``: ``reshape``, ``permute``, ``transpose``, ``expand``, ``cat``, ``stack``, ``to``, ``clone``
 * ``indexing``: ``t[index]``
 * ``creation``: ``tensor``, ``zeros``, ``randn``, ``arange``...
+* ``conversion``: ``repr``, ``numpy()``, ``np.asarray(t)``, ``item()``, ``tolist()`` (no graph)
 """
+from . import conversion  # noqa: F401  (repr, numpy(), item(), ...)
 from .arithmetic import maximum, minimum, where
 from .activations import ReLUFunction, SigmoidFunction, TanhFunction
 from .creation import (arange, as_tensor, from_numpy, full, ones, ones_like, rand, randn, tensor, zeros,
