@@ -73,7 +73,7 @@ def worker(args) -> None:
     x = minicnn.tensor(rng.standard_normal((batch, *w["input"])).astype(np.float32))
     y = minicnn.tensor(rng.integers(0, w["classes"], batch))
     net.train()
-    steps, syncs, reduced, broadcast = [], [], [], []
+    steps, syncs, reduced, broadcast, early = [], [], [], [], []
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     for i in range(args.warmup + args.iters):
@@ -89,6 +89,7 @@ def worker(args) -> None:
         if i >= args.warmup:
             steps.append(t3 - t0)
             syncs.append(net.reducer.last_wait_seconds if group else 0.0)
+            early.append(net.reducer.last_done_early if group else 0)
             if group:
                 reduced.append(group.bytes_all_reduced - before_r)
                 broadcast.append(group.bytes_broadcast - before_b)
@@ -101,6 +102,7 @@ def worker(args) -> None:
                   sync_median_ms=statistics.median(syncs) * 1e3,
                   bytes_all_reduced_per_step=max(reduced, default=0), bytes_broadcast_per_step=max(broadcast, default=0),
                   buckets=len(net.buckets()) if group else 0,
+                  buckets_done_in_backward=statistics.median(early) if early else 0,
                   parameters=sum(p.numel() for p in model.parameters()), cores_used=cores,
                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if group is not None:     # every rank's own view: the slowest one sets the pace
@@ -132,18 +134,20 @@ def markdown(report) -> str:
     lines = [f"## Data-parallel scaling of {report['meta']['workload']} ({w['model']}, "
              f"{'x'.join(map(str, w['input']))}, batch {w['batch']}): 1 thread per process", "",
              "| scaling | processes | batch per process | global batch | step ms (median) | images/s | efficiency "
-             "| sync ms | all-reduced per step | broadcast per step | buckets | cores used |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| sync ms | all-reduced per step | broadcast per step | buckets | done in backward | cores used |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         eff = r["images_per_s"] / (r["processes"] * base["images_per_s"])
         lines.append(f"| {r['scaling'] if r['processes'] > 1 else '-'} | {r['processes']} | {r['batch_per_process']} | "
                      f"{r['global_batch']} | {r['median_ms']:.0f} | {r['images_per_s']:.1f} | {eff:.2f} | "
                      f"{r['sync_median_ms']:.1f} | {r['bytes_all_reduced_per_step'] / 2**20:.2f} MiB | "
                      f"{r['bytes_broadcast_per_step'] / 2**10:.1f} KiB | {r['buckets']} | "
+                     f"{r.get('buckets_done_in_backward', 0):g} | "
                      f"{'/'.join(f'{c:.2f}' for c in r.get('cores_used_per_rank', [r['cores_used']]))} |")
     lines += ["", f"{base['parameters']:,} parameters (float32: {base['parameters'] * 4 / 2**20:.2f} MiB of gradients). "
               "Efficiency = images/s / (processes x images/s of 1 process). sync = the end of the backward pass "
-              "(the all-reduces not hidden behind it, unflattening, and any wait for the other rank). all-reduced = the gradient "
+              "(the all-reduces not hidden behind it, unflattening, and any wait for the other rank); done in backward = the "
+              "buckets (median) whose all-reduce had finished when the backward pass reached its end. all-reduced = the gradient "
               "buckets (gradients + one count per parameter); broadcast = rank 0's BatchNorm buffers. "
               "cores used = CPU time / wall time of the timed steps, per rank.",
               "", f"Machine: {report['meta']['machine']}; {report['meta']['command']}"]

@@ -113,8 +113,14 @@ class Work:
 
     def poll(self) -> None:
         """Let MPI move the collectives on, without waiting (MPICH progresses them only inside MPI calls)."""
-        if not self._done and self._requests:
-            self.group._MPI.Request.Testall(self._requests)
+        self.test()
+
+    def test(self) -> bool:
+        """Move the collectives on (as :meth:`poll`); True when they are all done (``wait()`` is still needed)."""
+        if self._done:
+            return True
+        mpi_done = not self._requests or self.group._MPI.Request.Testall(self._requests)
+        return mpi_done and (self._event is None or self._event.done)
 
     def wait(self, timeout=...):
         """Wait for the collectives (``timeout``: seconds, the group's by default, None: no limit; then

@@ -134,6 +134,7 @@ class Reducer:
         self.last_bytes_all_reduced = 0
         self.last_wait_seconds = 0.0   # of the latest reduction: the part not hidden behind backward
         self.last_started_early = 0
+        self.last_done_early = 0       # and those whose all-reduce had finished by the end of the pass
         ids = {id(p) for p in self.params}
         for other in list(_reducers):  # a model wrapped again: the new wrapper alone reduces its gradients
             other._forget(ids)
@@ -202,6 +203,7 @@ class Reducer:
         start = time.perf_counter()
         st, self._pass, self.mode = self._pass, None, None
         self.last_started_early = len(st.started)        # buckets started while the pass still ran
+        self.last_done_early = sum(work is not None and work.test() for _, _, work in st.started)
         for index in range(len(st.started), len(st.buckets)):
             self._start(st, index)
         self.last_bytes_all_reduced = 0
