@@ -260,6 +260,8 @@ class Reducer:
 
 def check_step(optimizer, what):
     """Before ``optimizer``'s step: every live reducer checks the parameters it reduces."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for reducer in list(_reducers):
-        reducer.check_step(params, what)
+    reducers = list(_reducers)
+    if reducers:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for reducer in reducers:
+            reducer.check_step(params, what)
