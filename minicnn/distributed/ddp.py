@@ -14,6 +14,11 @@ the first backward pass after it averages the sum (or ``ddp.average_gradients()`
 only what was not averaged yet, so calling it after a backward pass never averages twice). An
 optimizer step on gradients that were never averaged raises :class:`UnaveragedGradientsError`.
 
+**Dropout** (not in PyTorch): in a training forward pass each rank draws the dropout masks of the
+whole global batch and keeps rows ``rank, rank + world_size, ...`` (``backend.batch_shard``), the
+rows that ``DistributedSampler``'s shards hold, so with seeded generators (``training.fit``) a job
+draws the masks one process draws; with another split of the batch the masks are other, equally random ones.
+
 **BatchNorm.** As in PyTorch's default (no ``SyncBatchNorm``), each rank normalises with the
 statistics of its own part of the batch; with ``broadcast_buffers=True`` (the default, as in
 PyTorch) rank 0's buffers (running mean and variance) overwrite the others' before each
