@@ -8,6 +8,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
+    # An explicit root for the packages makes `pip install -e .` put the checkout on sys.path (a .pth line)
+    # instead of installing an import hook that runs after Python's own search: run from the folder that
+    # holds the checkout (itself named minicnn), that search would otherwise take the checkout folder for an
+    # empty namespace package, and `import minicnn` would give a module without minicnn.tensor.
+    package_dir={"": "."},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",

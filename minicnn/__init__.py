@@ -21,9 +21,10 @@ from .backend import cuda_available, manual_seed
 from .kernels.fast.threads import get_num_threads, set_num_threads
 from .kernels.fast.memory import release_memory
 from .autograd import Function, Tensor, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from .ops import (arange, as_tensor, cat, from_numpy, full, maximum, minimum, ones, ones_like, rand, randn, stack,
-                  tensor, where, zeros, zeros_like)
+from .ops import (add, arange, as_tensor, cat, from_numpy, full, linspace, maximum, minimum, ones, ones_like, rand,
+                  randn, stack, sub, tensor, where, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from .serialization import load, save
 from . import functional, nn, optim, data
 from .weights import load_weights, read_weights, save_weights
 from . import architectures
@@ -37,9 +38,9 @@ int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 
 __all__ = [
     "Tensor", "Function", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "zeros_like", "ones_like",
-    "rand", "randn", "arange", "cat", "stack", "where", "maximum", "minimum", "no_grad", "enable_grad",
+    "rand", "randn", "arange", "linspace", "add", "sub", "cat", "stack", "where", "maximum", "minimum", "no_grad", "enable_grad",
     "inference_mode", "set_grad_enabled",
     "is_grad_enabled", "gradcheck", "GradcheckError", "summary", "manual_seed", "cuda_available", "get_num_threads",
     "set_num_threads", "release_memory", "functional", "nn", "optim", "data", "architectures", "distributed", "float16", "float32", "float64",
-    "int32", "int64", "bool_", "save_weights", "load_weights", "read_weights", "onnx",
+    "int32", "int64", "bool_", "save_weights", "load_weights", "read_weights", "onnx", "save", "load",
 ]

@@ -22,7 +22,8 @@ import weakref
 import numpy as np
 
 from . import backend, grad_mode, hooks
-from .checks import InvalidGradientError, check_returned_grad, check_saved_versions, note_saved_versions  # noqa: F401
+from .checks import (InvalidGradientError, check_returned_grad, check_same_device,  # noqa: F401
+                     check_saved_versions, note_saved_versions)
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .hooks import queue_callback  # noqa: F401  (minicnn.autograd.queue_callback, as PyTorch's engine has it)
 
@@ -58,18 +59,18 @@ class Function:
         tensors = [a for a in args if isinstance(a, Tensor)]
         record = grad_mode.enabled and any(t.requires_grad for t in tensors)
         if len(tensors) > 1:
-            _check_same_device(cls.__name__, tensors)
+            check_same_device(cls.__name__, tensors)
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad and record for a in args)
-        out = fn.forward(*[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        out = fn.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **kwargs)
         result = Tensor._wrap(out)
         if record:
+            note_saved_versions(fn, args, result, Tensor)
             # The graph's edges: for each argument that needs a gradient, the Function that made it,
             # or the leaf tensor itself.  Never a non-leaf Tensor: its array would stay alive until
             # backward even when no backward formula needs it.
             fn.parents = tuple((a._ctx if a._ctx is not None else a) if need else None
                                for a, need in zip(args, fn.needs_input_grad))
             fn.meta = (out.shape, out.dtype, type(out))      # what a gradient for this output must fit
-            note_saved_versions(fn, args, result)
             result.requires_grad = True
             result._ctx = fn
         return result
@@ -78,18 +79,13 @@ class Function:
         """Drop everything saved for backward (called after a backward pass without ``retain_graph``)."""
         hooks_, retain = self._hooks, self._retain          # but its output tensor's hooks stay
         self.__dict__.clear()
-        self._hooks, self._retain, self.freed = hooks_, retain, True
+        self.freed = True
+        if hooks_ is not None or retain is not None:
+            self._hooks, self._retain = hooks_, retain
 
     freed = False
 
     name = property(lambda self: type(self).__name__)
-
-
-def _check_same_device(op, tensors):
-    devices = {t.device for t in tensors}
-    if len(devices) > 1:
-        shapes = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors)
-        raise ValueError(f"{op}: all tensors must be on the same device, got {shapes}")
 
 
 # --------------------------------------------------------------------------- backward pass
@@ -136,7 +132,7 @@ def _unshared(g, handed):
 def _checked(fn, i, g, parent):
     """The gradient ``g`` that ``fn.backward`` returned for its argument ``i``, checked against it."""
     shape, dtype, kind = (parent.shape, parent.dtype, type(parent._data)) if isinstance(parent, Tensor) else parent.meta
-    if type(g) is kind and g.shape == shape and g.dtype == dtype:
+    if type(g) is kind and g.shape == shape and (g.dtype is dtype or g.dtype == dtype):
         return g
     device = "cuda" if kind.__module__.startswith("cupy") else "cpu"
     return check_returned_grad(fn.name, i, g, shape, dtype, device, hasattr(g, "shape") and backend.device_of(g))

@@ -93,7 +93,7 @@ def normalize_device(device) -> str:
                 raise ValueError(f"device {device!r}: minicnn only uses the current CUDA device "
                                  f"(cuda:{cp.cuda.runtime.getDevice()})")
         return "cuda"
-    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    raise ValueError(f"device {device!r} is not supported: minicnn runs on 'cpu' and 'cuda'")
 
 
 def array_module(device):

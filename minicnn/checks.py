@@ -81,6 +81,13 @@ def channel_vector(op: str, name: str, a, channels: int, x):
     check_same_dtype(op, x, **{name: a})
 
 
+def check_same_device(op, tensors):
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        shapes = ", ".join(f"{tuple(t.shape)} on {t.device}" for t in tensors)
+        raise ValueError(f"{op}: all tensors must be on the same device, got {shapes}")
+
+
 class InvalidGradientError(RuntimeError):
     """A ``Function.backward`` returned a gradient that does not fit its input (shape, dtype or device)."""
 
@@ -107,24 +114,23 @@ def check_returned_grad(fn: str, index: int, grad, shape, dtype, device: str, gr
 
 # --------------------------------------------------------------------------- saved tensors' versions
 
-def note_saved_versions(fn, args, result):
-    """Record the version of each tensor whose array ``forward`` kept on ``fn`` (directly or in a tuple), so
-    that an in-place change before backward() is an error instead of a silently wrong gradient."""
-    kept = set()
-    for value in fn.__dict__.values():
-        kept.update(map(id, value) if type(value) is tuple else (id(value),))
-    saved = [(weakref.ref(a), a._version, i) for i, a in enumerate(args)
-             if hasattr(a, "_version") and id(a._data) in kept]
-    if id(result._data) in kept:
-        saved.append((weakref.ref(result), 0, -1))
-    if saved:
-        fn._saved = saved
+def note_saved_versions(fn, args, result, tensor_type):
+    """Remember the version of each tensor argument of ``fn`` and of its output (by weak reference: a tensor
+    that is gone can't change), so that backward can tell whether an array ``fn`` kept for its backward was
+    changed in place since: an error then, instead of a silently wrong gradient."""
+    fn._saved = [(weakref.ref(a), a._version, i) for i, a in enumerate(args) if isinstance(a, tensor_type)]
+    fn._saved.append((weakref.ref(result), 0, -1))
+
+
+def _kept(fn, array) -> bool:
+    """Whether ``fn`` kept ``array`` for its backward (as an attribute, or inside a tuple attribute)."""
+    return any(v is array or (type(v) is tuple and any(w is array for w in v)) for v in fn.__dict__.values())
 
 
 def check_saved_versions(fn):
     for ref, version, index in fn._saved:
         t = ref()
-        if t is not None and t._version != version:
+        if t is not None and t._version != version and _kept(fn, t._data):
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an inplace "
                 f"operation: the {t.dtype} tensor of shape {tuple(t.shape)} that {fn.name} saved (its "

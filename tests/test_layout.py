@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "minicnn"
 LEVELS = {
     "backend": 0, "checks": 0, "fileio": 0, "cli": 0, "grad_mode": 0, "hooks": 0,
     "autograd": 1, "kernels": 1, "data": 1, "checkpoint": 1,
-    "ops": 2,
+    "ops": 2, "serialization": 2,
     "functional": 3, "gradcheck": 3,
     "nn": 4, "optim": 4,
     "weights": 5, "distributed": 5,

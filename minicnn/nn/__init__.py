@@ -8,10 +8,10 @@
 
 Files: ``module.py`` (``Module``: registration, ``parameters()``, ``state_dict()``, ``to()``...),
 ``parameter.py``, ``container.py`` (``Sequential``, ``ModuleList``), one file per family of
-layers, ``loss.py``, ``init.py`` (weight initialisation) and ``functional.py`` (an alias of
-``minicnn.functional``).
+layers, ``loss.py``, ``init.py`` (weight initialisation), ``utils.py`` (gradient clipping) and
+``functional.py`` (an alias of ``minicnn.functional``).
 """
-from . import functional, init
+from . import functional, init, utils
 from .activation import LogSoftmax, ReLU, ScaledTanh, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential
 from .conv import Conv2d, Subsampling
@@ -31,5 +31,5 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm", "Dropout",
     "ReLU", "Sigmoid", "Tanh", "ScaledTanh", "Softmax", "LogSoftmax",
     "CrossEntropyLoss", "NLLLoss", "MSELoss",
-    "functional", "init",
+    "functional", "init", "utils",
 ]

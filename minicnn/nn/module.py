@@ -442,6 +442,9 @@ class Module:
         in a ``StateDictError`` (a ``RuntimeError`` and ``ValueError``).  Returns
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict: expected a mapping of names to arrays (state_dict(), np.load(path)), "
+                            f"got {type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)            # name -> the module's own tensor
         # As PyTorch's BatchNorm does, a state_dict without "num_batches_tracked" (older checkpoints,
         # converted weights) still loads: the counter keeps its value.

@@ -11,17 +11,19 @@ imports this package.
 * ``shapes``: ``reshape``, ``permute``, ``transpose``, ``expand``, ``cat``, ``stack``, ``to``, ``clone``
 * ``indexing``: ``t[index]``
 * ``creation``: ``tensor``, ``zeros``, ``randn``, ``arange``...
+* ``inplace``: ``+= -= *= /=``, ``add_``, ``mul_``, ``zero_``, ``fill_``, ``copy_``, ``clamp_``, ``t[i] = v``
 * ``conversion``: ``repr``, ``numpy()``, ``np.asarray(t)``, ``item()``, ``tolist()`` (no graph)
 """
 from . import conversion  # noqa: F401  (repr, numpy(), item(), ...)
-from .arithmetic import maximum, minimum, where
+from .arithmetic import add, maximum, minimum, sub, where
 from .activations import ReLUFunction, SigmoidFunction, TanhFunction
-from .creation import (arange, as_tensor, from_numpy, full, ones, ones_like, rand, randn, tensor, zeros,
+from .creation import (arange, as_tensor, from_numpy, full, linspace, ones, ones_like, rand, randn, tensor, zeros,
                        zeros_like)
 from .indexing import GetItemFunction
 from .reductions import MaxFunction, MeanFunction, MinFunction, SumFunction
 from .shapes import cat, stack
+from . import inplace  # noqa: F401  (+=, add_, zero_, t[i] = v, ...: after the ops they reuse)
 
-__all__ = ["maximum", "minimum", "where", "cat", "stack", "tensor", "as_tensor", "from_numpy", "zeros", "ones",
+__all__ = ["add", "sub", "linspace", "maximum", "minimum", "where", "cat", "stack", "tensor", "as_tensor", "from_numpy", "zeros", "ones",
            "full", "zeros_like", "ones_like", "rand", "randn", "arange", "ReLUFunction", "SigmoidFunction",
            "TanhFunction", "GetItemFunction", "SumFunction", "MeanFunction", "MaxFunction", "MinFunction"]

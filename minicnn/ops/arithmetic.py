@@ -255,24 +255,31 @@ class AbsFunction(Function):
 
 
 class ClampFunction(Function):
-    """clamp(x, lo, hi);  dx = g where lo <= x <= hi, else 0."""
+    """clamp(x, lo, hi) = min(max(x, lo), hi);  dx = g where lo <= x <= hi, dlo = g where x < lo (and
+    x <= hi), dhi = g where x > hi (each summed to its bound's shape), as in PyTorch."""
 
     def forward(self, x, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("clamp: at least one of min and max must be given")
         xp = get_array_module(x)
         self.inside = xp.ones(x.shape, dtype=bool)
+        self.shapes = (np.shape(lo), np.shape(hi))
         out = x
         if lo is not None:
             self.inside &= x >= lo
+            self.below = (x < lo) if hi is None else (x < lo) & (x <= hi)
             out = xp.maximum(out, lo)
         if hi is not None:
             self.inside &= x <= hi
+            self.above = x > hi
             out = xp.minimum(out, hi)
         return out.astype(x.dtype, copy=False)
 
     def backward(self, grad):
-        return grad * self.inside
+        need = self.needs_input_grad + (False, False)
+        return (grad * self.inside if need[0] else None,
+                unbroadcast(grad * self.below, self.shapes[0]) if need[1] else None,
+                unbroadcast(grad * self.above, self.shapes[1]) if need[2] else None)
 
 
 class WhereFunction(Function):
@@ -338,6 +345,20 @@ Tensor.exp = lambda self: ExpFunction.apply(self)
 Tensor.log = lambda self: LogFunction.apply(self)
 Tensor.sqrt = lambda self: SqrtFunction.apply(self)
 Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: ClampFunction.apply(self, min, max)  # PyTorch's names
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    """``input + alpha * other`` (``torch.add``)."""
+    return AddFunction.apply(*_operands(input, other if alpha == 1 else other * alpha))
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    """``input - alpha * other`` (``torch.sub``)."""
+    return SubFunction.apply(*_operands(input, other if alpha == 1 else other * alpha))
+
+
+Tensor.add, Tensor.sub = add, sub
+Tensor.mul, Tensor.div = Tensor.__mul__, Tensor.__truediv__
 
 
 def _compare(op):

@@ -1,13 +1,17 @@
-"""Reductions: ``sum``, ``mean``, ``max``, ``min`` (differentiable) and ``argmax``, ``argmin``, ``any``,
-``all`` (not), over all axes or some, with NumPy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``.
+"""Reductions: ``sum``, ``mean``, ``max``, ``min``, ``amax``, ``amin`` (differentiable) and ``argmax``,
+``argmin``, ``any``, ``all`` (not), over all axes or some, with NumPy's ``axis``/``keepdims`` or PyTorch's
+``dim``/``keepdim``. ``max(dim)``/``min(dim)`` return ``(values, indices)`` as PyTorch's named tuples.
 """
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..checks import check_dim
+from .arithmetic import maximum, minimum
 
 
 def reduce_args(op, axis, keepdims, dim, keepdim, ndim):
@@ -19,7 +23,8 @@ def reduce_args(op, axis, keepdims, dim, keepdim, ndim):
     if axis is None:
         return None, bool(keepdims)
     axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
-    return tuple(sorted(check_dim(op, a, ndim) for a in axes)), bool(keepdims)
+    axes = tuple(sorted(check_dim(op, a, ndim) for a in axes))
+    return (axes if ndim else None), bool(keepdims)      # a 0-d tensor takes dim 0 or -1: itself
 
 
 def _keep(grad, shape, axis, keepdims):
@@ -128,8 +133,34 @@ def _reduction(fn, op):
 
 Tensor.sum = _reduction(SumFunction, "sum")
 Tensor.mean = _reduction(MeanFunction, "mean")
-Tensor.max = _reduction(MaxFunction, "max")      # values only (torch.max(dim=...) also returns indices)
-Tensor.min = _reduction(MinFunction, "min")
+Tensor.amax = _reduction(MaxFunction, "amax")   # (PyTorch's amax splits the gradient among ties; here: the first)
+Tensor.amin = _reduction(MinFunction, "amin")
+
+#: What ``max(dim)`` and ``min(dim)`` return, as ``torch.return_types.max``/``min``: ``values, indices = x.max(1)``.
+return_types = {"max": namedtuple("max", ["values", "indices"]), "min": namedtuple("min", ["values", "indices"])}
+
+
+def _extremum(fn, op, elementwise):
+    def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """``x.max()``: the largest value; ``x.max(dim, keepdim=False)``: ``(values, indices)`` along ``dim``
+        (a named tuple; the gradient goes to the returned index); ``x.max(other)``: elementwise."""
+        if isinstance(dim, Tensor):
+            return elementwise(self, dim)
+        dim = axis if dim is None else dim
+        keepdim = bool(keepdim if keepdims is None else keepdims)
+        if dim is None:
+            return fn.apply(self, None, keepdim)
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{op}: dim must be an int, got {dim!r} (a{op} reduces several dims at once)")
+        axes, _ = reduce_args(op, dim, keepdim, None, None, self.ndim)
+        return return_types[op](fn.apply(self, axes, keepdim),
+                                Tensor._wrap(_arg_extremum(self.data, axes, keepdim, "arg" + op)))
+    method.__name__ = op
+    return method
+
+
+Tensor.max = _extremum(MaxFunction, "max", lambda a, b: maximum(a, b))
+Tensor.min = _extremum(MinFunction, "min", lambda a, b: minimum(a, b))
 
 
 def _not_differentiable(op):

@@ -171,6 +171,8 @@ def transpose(self, dim0, dim1):
     """Swap two dimensions (``torch.transpose``)."""
     axes = list(range(self.ndim))
     dim0, dim1 = check_dim("transpose", dim0, self.ndim), check_dim("transpose", dim1, self.ndim)
+    if self.ndim == 0:              # a 0-d tensor takes dims 0 and -1: itself
+        return PermuteFunction.apply(self, ())
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return PermuteFunction.apply(self, tuple(axes))
 
@@ -183,6 +185,8 @@ def squeeze(self, dim=None):
     if dim is None:
         return ReshapeFunction.apply(self, tuple(n for n in self.shape if n != 1))
     dim = check_dim("squeeze", dim, self.ndim)
+    if self.ndim == 0:
+        return ReshapeFunction.apply(self, ())
     return ReshapeFunction.apply(self, self.shape[:dim] + self.shape[dim + 1:] if self.shape[dim] == 1 else self.shape)
 
 
@@ -197,10 +201,17 @@ def expand(self, *shape):
     return BroadcastToFunction.apply(self, shape)
 
 
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
 def to(self, device=None, dtype=None):
     """Move to a device (``"cpu"``/``"cuda"``) and/or cast (``minicnn.float64``...). Differentiable."""
-    if isinstance(device, (np.dtype, type)) or (isinstance(device, str) and device not in ("cpu", "cuda", "gpu")
-                                                and not device.startswith("cuda:")):
+    if isinstance(device, (np.dtype, type)) or (isinstance(device, str) and _is_dtype_name(device)):
         device, dtype = None, device
     out = self
     if dtype is not None and np.dtype(dtype) != self.dtype:
