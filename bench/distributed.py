@@ -10,15 +10,17 @@ What is measured (bench/README.md has the rest):
 * a **train step** as bench/run.py's (zero_grad, forward, cross-entropy, backward, SGD with
   momentum 0.9), float32 on synthetic data, each process with its own random batch, plus, on N > 1
   processes, ``DistributedDataParallel``'s work: rank 0's BatchNorm buffers broadcast before the
-  forward pass and the gradients averaged after the backward pass (buckets of 4 MB, MPI all-reduce);
+  forward pass and the gradients averaged inside the backward pass (buckets of 4 MB, each
+  all-reduced by a non-blocking MPI all-reduce as soon as its gradients are final);
 * every process runs **one thread** (``MINICNN_NUM_THREADS``, ``OMP_NUM_THREADS``... = 1), so N
   processes use N cores: on a 2-core machine, 2 processes are the whole machine;
 * **strong scaling**: the workload's batch (W3: 64) is the global batch, split among the processes;
   **weak scaling**: every process takes the whole batch (the global batch grows N times);
 * images/s = global batch / median step time (of rank 0; the all-reduce keeps the ranks in step;
   with ``--repeat N``, the fastest of N runs, the configurations alternating);
-  efficiency = images/s on N processes / (N x images/s on 1); ``sync`` = the median time of
-  ``average_gradients()`` (flatten, all-reduce, unflatten: it includes waiting for the slower rank);
+  efficiency = images/s on N processes / (N x images/s on 1); ``sync`` = the median time that the
+  end of the backward pass spends on the buckets (starting those left, waiting for the all-reduces,
+  unflattening: the communication not hidden behind the backward pass, and waiting for the slower rank);
   the bytes each process all-reduces and broadcasts per step are counted by the process group.
 
 Each configuration runs in its own processes (``--worker``), which print one JSON line
@@ -71,7 +73,7 @@ def worker(args) -> None:
     x = minicnn.tensor(rng.standard_normal((batch, *w["input"])).astype(np.float32))
     y = minicnn.tensor(rng.integers(0, w["classes"], batch))
     net.train()
-    steps, syncs, reduced, broadcast = [], [], [], []
+    steps, syncs, reduced, broadcast, early = [], [], [], [], []
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     for i in range(args.warmup + args.iters):
@@ -81,16 +83,13 @@ def worker(args) -> None:
         t0 = time.perf_counter()
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        t1 = time.perf_counter()
-        if group:
-            net.average_gradients()
-        t2 = time.perf_counter()
+        loss.backward()                    # DistributedDataParallel averages the gradients in here
         opt.step()
         t3 = time.perf_counter()
         if i >= args.warmup:
             steps.append(t3 - t0)
-            syncs.append(t2 - t1)
+            syncs.append(net.reducer.last_wait_seconds if group else 0.0)
+            early.append(net.reducer.last_done_early if group else 0)
             if group:
                 reduced.append(group.bytes_all_reduced - before_r)
                 broadcast.append(group.bytes_broadcast - before_b)
@@ -103,6 +102,7 @@ def worker(args) -> None:
                   sync_median_ms=statistics.median(syncs) * 1e3,
                   bytes_all_reduced_per_step=max(reduced, default=0), bytes_broadcast_per_step=max(broadcast, default=0),
                   buckets=len(net.buckets()) if group else 0,
+                  buckets_done_in_backward=statistics.median(early) if early else 0,
                   parameters=sum(p.numel() for p in model.parameters()), cores_used=cores,
                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if group is not None:     # every rank's own view: the slowest one sets the pace
@@ -134,18 +134,20 @@ def markdown(report) -> str:
     lines = [f"## Data-parallel scaling of {report['meta']['workload']} ({w['model']}, "
              f"{'x'.join(map(str, w['input']))}, batch {w['batch']}): 1 thread per process", "",
              "| scaling | processes | batch per process | global batch | step ms (median) | images/s | efficiency "
-             "| sync ms | all-reduced per step | broadcast per step | buckets | cores used |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| sync ms | all-reduced per step | broadcast per step | buckets | done in backward | cores used |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         eff = r["images_per_s"] / (r["processes"] * base["images_per_s"])
         lines.append(f"| {r['scaling'] if r['processes'] > 1 else '-'} | {r['processes']} | {r['batch_per_process']} | "
                      f"{r['global_batch']} | {r['median_ms']:.0f} | {r['images_per_s']:.1f} | {eff:.2f} | "
                      f"{r['sync_median_ms']:.1f} | {r['bytes_all_reduced_per_step'] / 2**20:.2f} MiB | "
                      f"{r['bytes_broadcast_per_step'] / 2**10:.1f} KiB | {r['buckets']} | "
+                     f"{r.get('buckets_done_in_backward', 0):g} | "
                      f"{'/'.join(f'{c:.2f}' for c in r.get('cores_used_per_rank', [r['cores_used']]))} |")
     lines += ["", f"{base['parameters']:,} parameters (float32: {base['parameters'] * 4 / 2**20:.2f} MiB of gradients). "
-              "Efficiency = images/s / (processes x images/s of 1 process). sync = average_gradients() "
-              "(flatten, all-reduce, unflatten, and any wait for the other rank). all-reduced = the gradient "
+              "Efficiency = images/s / (processes x images/s of 1 process). sync = the end of the backward pass "
+              "(the all-reduces not hidden behind it, unflattening, and any wait for the other rank); done in backward = the "
+              "buckets (median) whose all-reduce had finished when the backward pass reached its end. all-reduced = the gradient "
               "buckets (gradients + one count per parameter); broadcast = rank 0's BatchNorm buffers. "
               "cores used = CPU time / wall time of the timed steps, per rank.",
               "", f"Machine: {report['meta']['machine']}; {report['meta']['command']}"]

@@ -166,6 +166,49 @@ def manual_seed(seed: int) -> None:
     _generators["seed"] = seed
 
 
+_batch_shard = None       # (rank, world) while a data-parallel forward pass runs
+
+
+class batch_shard:
+    """``with batch_shard(rank, world):`` the batches inside are rows ``rank, rank + world, ...`` of a
+    global batch ``world`` times larger (the layout of ``DistributedSampler``'s shards, which
+    ``DistributedDataParallel`` sets around its forward pass). :func:`row_generator` then draws for
+    the whole global batch and keeps this rank's rows, so that a data-parallel job's dropout masks
+    are the ones one process draws for the global batch."""
+
+    def __init__(self, rank, world):
+        self.shard = (int(rank), int(world))
+
+    def __enter__(self):
+        global _batch_shard
+        self._previous, _batch_shard = _batch_shard, self.shard
+
+    def __exit__(self, *exc):
+        global _batch_shard
+        _batch_shard = self._previous
+        return False
+
+
+class _ShardRows:
+    """A generator whose ``random(shape)`` draws ``world`` times the rows and keeps rows ``rank::world``."""
+
+    def __init__(self, gen, rank, world):
+        self.gen, self.rank, self.world = gen, rank, world
+
+    def random(self, shape, dtype=np.float64):
+        if not shape:
+            return self.gen.random(shape, dtype=dtype)
+        full = self.gen.random((shape[0] * self.world,) + tuple(shape[1:]), dtype=dtype)
+        return full[self.rank::self.world]
+
+
+def row_generator(device="cpu"):
+    """The device's :func:`generator`, for random numbers drawn per row of a batch (dropout: only
+    ``random``); inside :class:`batch_shard`, the rows of this rank of the global batch's draw."""
+    gen = generator(device)
+    return gen if _batch_shard is None or _batch_shard[1] == 1 else _ShardRows(gen, *_batch_shard)
+
+
 def generator(device="cpu"):
     """The default random ``Generator`` of a device (NumPy's or CuPy's), seeded by ``manual_seed``.
 

@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 
 import minicnn
 import minicnn.functional as F
-from minicnn import gradcheck
+from minicnn import backend, gradcheck
 
 
 def t64(shape, seed=0, low=-2.0, high=2.0):
@@ -241,6 +241,18 @@ def test_lrn_linear_dropout():
     np.testing.assert_array_equal(F.dropout(x, 1.0).numpy(), np.zeros(x.shape))
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\]"):
         F.dropout(x, 1.5)
+
+
+def test_dropout_in_a_data_parallel_shard_keeps_its_rows_of_the_global_batch_mask():
+    x = minicnn.tensor(np.ones((6, 4, 3)))
+    minicnn.manual_seed(8)
+    whole = F.dropout(x, 0.5).numpy()                     # one process, the global batch of 6
+    for rank in (0, 1, 2):
+        minicnn.manual_seed(8)
+        with backend.batch_shard(rank, 3):                # rank's rows: rank, rank + 3 (DistributedSampler's)
+            part = F.dropout(minicnn.tensor(np.ones((2, 4, 3))), 0.5).numpy()
+        np.testing.assert_array_equal(part, whole[rank::3])
+    assert 0 < (whole == 0).mean() < 1
 
 
 def test_kernel_ops_keep_float32(device):

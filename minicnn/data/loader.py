@@ -4,9 +4,11 @@ The :class:`DataLoader` never loops over samples: each batch is one
 fancy-indexing step on the whole arrays, then the (batch-level) transform.
 
 Order is reproducible: with ``shuffle=True`` the permutation of epoch ``e``
-depends only on ``(seed, e)``, and random augmentation of batch ``b`` only on
-``(seed, e, b)``. So ``state_dict()`` / ``load_state_dict()`` can resume a
-run exactly, even in the middle of an epoch::
+depends only on ``(seed, e)``, and the random augmentation of sample ``i`` in
+epoch ``e`` only on ``(seed, e, i)`` (:class:`~minicnn.data.sample_random.SampleGenerator`):
+not on its batch or on the process that loads it, so data-parallel processes
+augment every sample as one process does. And ``state_dict()`` /
+``load_state_dict()`` can resume a run exactly, even in the middle of an epoch::
 
     loader = DataLoader(MNIST(), batch_size=64, shuffle=True, seed=0,
                         transform=Compose([ToFloat(), Normalize(0.1307, 0.3081)]))
@@ -18,6 +20,7 @@ import math
 
 import numpy as np
 
+from .sample_random import SampleGenerator
 from .sampler import epoch_permutation
 from .transforms import ToFloat, apply
 
@@ -45,9 +48,9 @@ class DataLoader:
 
     ``sampler``: which samples, in which order, per epoch (an object with
     ``indices(epoch)`` and ``len()``, e.g. :class:`DistributedSampler`, which gives
-    each process of a data-parallel job its shard). It replaces ``shuffle``; random
-    transforms then also depend on the sampler's ``rank``, so that ranks do not
-    draw the same augmentation for their different samples.
+    each process of a data-parallel job its shard). It replaces ``shuffle``. Random
+    transforms draw per sample (:meth:`sample_rng`), so a sample is augmented alike
+    whichever rank loads it.
     """
 
     def __init__(self, data, batch_size=1, shuffle=False, drop_last=False, seed=None,
@@ -96,20 +99,19 @@ class DataLoader:
             return np.arange(n)
         return epoch_permutation(self.seed, epoch, n)
 
-    def batch_rng(self, epoch, batch):
-        """Return the Generator that random transforms use for batch ``batch`` of ``epoch`` (and of
-        the sampler's rank, when it is not 0: rank 0 draws what a single process draws)."""
-        rank = int(getattr(self.sampler, 'rank', 0))
-        key = (int(epoch), 1, int(batch)) + ((rank,) if rank else ())
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+    def sample_rng(self, epoch, indices):
+        """The generator that random transforms draw from for the samples ``indices`` (their indices in
+        the dataset) in ``epoch``: one stream per sample, keyed by ``(seed, epoch, index)``."""
+        return SampleGenerator(self.seed, epoch, indices)
 
-    def _make_batch(self, idx, epoch, batch):
+    def _make_batch(self, idx, epoch):
         """Gather samples ``idx`` (index array or slice) and transform them."""
         x = self.x[idx]
         if self.transform is None:
             x = ToFloat()(x)
         else:
-            x = apply(self.transform, x, rng=self.batch_rng(epoch, batch))
+            indices = np.arange(*idx.indices(len(self.x))) if isinstance(idx, slice) else idx
+            x = apply(self.transform, x, rng=self.sample_rng(epoch, indices))
             x = np.asarray(x, dtype=np.float32)
         if np.may_share_memory(x, self.x):   # a view of the data: never hand that out
             x = x.copy()
@@ -125,7 +127,7 @@ class DataLoader:
             lo, hi = b * bs, min((b + 1) * bs, n)
             idx = order[lo:hi] if self.shuffle or self.sampler is not None else slice(lo, hi)
             self._batch = b + 1
-            yield self._make_batch(idx, epoch, b)
+            yield self._make_batch(idx, epoch)
 
     def set_epoch(self, epoch):
         """Make the next ``iter()`` run epoch ``epoch`` from its first batch."""

@@ -6,9 +6,11 @@ a new batch; none of them loops over samples in Python. A single image
 
 Random transforms draw from a ``numpy.random.Generator``: the one passed
 when calling them (``t(x, rng=rng)``; the :class:`~minicnn.data.DataLoader`
-passes one derived from its seed, epoch and batch number, so augmentation
-is reproducible), else their own, created from the ``rng`` argument of
-the constructor (a Generator or an int seed).
+passes a :class:`~minicnn.data.sample_random.SampleGenerator`, one stream per
+sample keyed by its seed, the epoch and the sample's index, so augmentation is
+reproducible and the same in any batch or process), else their own, created
+from the ``rng`` argument of the constructor (a Generator or an int seed).
+A random transform draws with ``size`` starting with the number of images.
 
 Example::
 

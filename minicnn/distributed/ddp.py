@@ -1,24 +1,23 @@
 """``DistributedDataParallel``: one model per process, each on its own part of the batch, kept equal
-by averaging the gradients after every backward pass (``torch.nn.parallel.DistributedDataParallel``).
+by averaging the gradients inside every backward pass (``torch.nn.parallel.DistributedDataParallel``).
 
     group = distributed.init_process_group()            # under mpiexec -n N
     ddp = distributed.DistributedDataParallel(model)    # rank 0's parameters and buffers go to every rank
     loss = F.cross_entropy(ddp(x_part), y_part)         # this rank's share of the global batch
-    loss.backward()
-    ddp.average_gradients()                             # gradients := their mean over the ranks
+    loss.backward()                                     # gradients := their mean over the ranks
     optimizer.step()                                    # the same step on every rank
 
-``minicnn.training.fit`` and ``python -m minicnn.train --distributed`` make the call themselves.
-minicnn's autograd has no hooks, so the averaging is one explicit call after ``backward()``,
-not overlapped with it as in PyTorch.
+As in PyTorch, the averaging is part of ``backward()``: the gradient buckets are all-reduced while
+the backward pass runs, each as soon as its gradients are final (``reducer.py``). Under
+``with ddp.no_sync():`` the backward passes of the forward passes made inside accumulate locally;
+the first backward pass after it averages the sum (or ``ddp.average_gradients()``, which averages
+only what was not averaged yet, so calling it after a backward pass never averages twice). An
+optimizer step on gradients that were never averaged raises :class:`UnaveragedGradientsError`.
 
-**Buckets.** The gradients are copied into a few flat arrays of about ``bucket_cap_mb`` MB each
-(parameters in reverse order, one dtype and device per bucket), and each bucket is one all-reduce,
-in place, started together and waited for together: a few large messages instead of one per
-parameter. Each gradient then becomes a view of its bucket (a fresh array every step, so no
-gradient a caller still holds ever changes). A bucket ends with one slot per parameter that counts
-the ranks which had a gradient for it: a parameter no rank reached keeps ``grad = None``.
-On the GPU, buckets are CuPy arrays, all-reduced by NCCL on the devices (``init_process_group("nccl")``).
+**Dropout** (not in PyTorch): in a training forward pass each rank draws the dropout masks of the
+whole global batch and keeps rows ``rank, rank + world_size, ...`` (``backend.batch_shard``), the
+rows that ``DistributedSampler``'s shards hold, so with seeded generators (``training.fit``) a job
+draws the masks one process draws; with another split of the batch the masks are other, equally random ones.
 
 **BatchNorm.** As in PyTorch's default (no ``SyncBatchNorm``), each rank normalises with the
 statistics of its own part of the batch; with ``broadcast_buffers=True`` (the default, as in
@@ -27,78 +26,18 @@ training forward pass, so the running statistics are rank 0's, updated from rank
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import backend
 from ..autograd import is_grad_enabled
 from ..nn import Module
+from ..optim import register_optimizer_step_pre_hook
 from .group import default_group
+from .reducer import Bucket, Reducer, UnaveragedGradientsError, check_step, make_buckets
 
-
-class Bucket:
-    """Some parameters of one dtype and device whose gradients travel as one flat array: the
-    gradients one after the other, then one count per parameter (1 where this rank has a gradient)."""
-
-    def __init__(self, params):
-        if not params:
-            raise ValueError("Bucket: needs at least one parameter")
-        self.params = list(params)
-        self.offsets, n = [], 0
-        for p in self.params:
-            self.offsets.append((n, n + p.numel()))
-            n += p.numel()
-        self.numel = n
-        self.size = n + len(self.params)          # gradients, then the counts
-
-    @property
-    def dtype(self):
-        return self.params[0].data.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    def flatten(self):
-        """A new flat array (on the parameters' device) holding the gradients and the counts."""
-        xp = backend.get_array_module(self.params[0].data)
-        flat = xp.empty(self.size, dtype=self.dtype)
-        counts = np.zeros(len(self.params), dtype=self.dtype)
-        for i, (p, (lo, hi)) in enumerate(zip(self.params, self.offsets)):
-            if p.grad is None:
-                flat[lo:hi] = 0
-            else:
-                flat[lo:hi] = p.grad.data.reshape(-1)
-                counts[i] = 1
-        flat[self.numel:] = xp.asarray(counts)
-        return flat
-
-    def unflatten(self, flat, world_size):
-        """Divide the summed gradients of ``flat`` by ``world_size`` and make each parameter's gradient
-        a view of it (``None`` where no rank had one)."""
-        grads = flat[:self.numel]
-        grads *= 1.0 / world_size
-        counts = backend.to_numpy(flat[self.numel:])
-        for p, (lo, hi), count in zip(self.params, self.offsets, counts):
-            p.grad = grads[lo:hi].reshape(p.shape) if count > 0 else None
-
-
-def make_buckets(params, cap_bytes):
-    """Cut ``params`` (taken in reverse order, as gradients become ready in a backward pass) into
-    buckets of at most ``cap_bytes`` bytes of gradients (a larger parameter gets one to itself),
-    never mixing dtypes or devices."""
-    buckets, current, size, key = [], [], 0, None
-    for p in reversed(list(params)):
-        p_key = (p.data.dtype, backend.device_of(p.data))
-        nbytes = p.numel() * p.data.dtype.itemsize
-        if current and (p_key != key or size + nbytes > cap_bytes):
-            buckets.append(Bucket(current))
-            current, size = [], 0
-        current.append(p)
-        size += nbytes
-        key = p_key
-    if current:
-        buckets.append(Bucket(current))
-    return buckets
+__all__ = ["DistributedDataParallel", "Bucket", "make_buckets", "UnaveragedGradientsError"]
 
 
 def _flat_groups(tensors):
@@ -141,15 +80,36 @@ class DistributedDataParallel(Module):
         self.process_group = process_group if process_group is not None else default_group()
         self.bucket_cap_bytes = int(bucket_cap_mb * 2**20)
         self.broadcast_buffers = bool(broadcast_buffers)
-        self._buckets, self._bucket_key = None, None
-        self.last_bytes_all_reduced = 0        # of the latest average_gradients()
+        self.require_backward_grad_sync = True        # False inside no_sync()
         self._check_same_parameters()
         self.sync_parameters()
+        self.reducer = Reducer(self.module.parameters(), self.process_group, self.bucket_cap_bytes)
 
     def forward(self, *args, **kwargs):
-        if self.broadcast_buffers and self.training and is_grad_enabled():
-            self.sync_buffers()
+        if is_grad_enabled():          # the backward pass of this forward pass averages, or accumulates locally
+            self.reducer.prepare("sync" if self.require_backward_grad_sync else "local")
+            if self.broadcast_buffers and self.training:
+                self.sync_buffers()
+        if self.training:              # dropout: this rank's rows of the global batch's masks
+            with backend.batch_shard(self.process_group.rank, self.process_group.world_size):
+                return self.module(*args, **kwargs)
         return self.module(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """``with ddp.no_sync():`` the backward passes of the forward passes made inside accumulate the
+        gradients locally, without communication (gradient accumulation over micro-batches); the
+        first backward pass of a forward pass made after it averages the sum, as in PyTorch."""
+        previous, self.require_backward_grad_sync = self.require_backward_grad_sync, False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = previous
+
+    @property
+    def last_bytes_all_reduced(self) -> int:
+        """The bytes of gradient buckets this process all-reduced in the latest reduction."""
+        return self.reducer.last_bytes_all_reduced
 
     # ------------------------------------------------------------------ keeping the ranks equal
 
@@ -185,27 +145,22 @@ class DistributedDataParallel(Module):
 
     def buckets(self):
         """The gradient buckets for the parameters as they are now (remade when a dtype or device changed)."""
-        params = [p for p in self.module.parameters() if p.requires_grad]
-        key = tuple((id(p), p.data.dtype, backend.device_of(p.data)) for p in params)
-        if key != self._bucket_key:
-            self._buckets, self._bucket_key = make_buckets(params, self.bucket_cap_bytes), key
-        return self._buckets
+        return self.reducer.buckets()
 
     def average_gradients(self):
-        """Replace every gradient by its mean over the ranks (one all-reduce per bucket, in place).
-        Call it on every rank after ``backward()`` and before the optimizer step."""
-        group = self.process_group
-        if group.world_size == 1:
-            self.last_bytes_all_reduced = 0
-            return
-        buckets = self.buckets()
-        flats = [bucket.flatten() for bucket in buckets]
-        group.all_reduce_(*flats)
-        for bucket, flat in zip(buckets, flats):
-            bucket.unflatten(flat, group.world_size)
-        self.last_bytes_all_reduced = sum(flat.nbytes for flat in flats)
+        """Average the gradients that are not averaged yet over the ranks (one all-reduce per bucket, in
+        place): after backward passes under :meth:`no_sync`, or outside the DDP module. After an
+        ordinary backward pass it does nothing (that pass averaged them). Call it on every rank."""
+        self.reducer.average_now()
 
     def extra_repr(self):
         group = self.process_group
         return (f"rank={group.rank}, world_size={group.world_size}, bucket_cap_mb={self.bucket_cap_bytes / 2**20:g}, "
                 f"broadcast_buffers={self.broadcast_buffers}")
+
+
+def _check_before_step(optimizer, args, kwargs):
+    check_step(optimizer, f"{type(optimizer).__name__}.step()")
+
+
+register_optimizer_step_pre_hook(_check_before_step)

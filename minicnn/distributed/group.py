@@ -99,6 +99,44 @@ def environment_error():
     return None
 
 
+class Work:
+    """Collectives started together (:meth:`ProcessGroup.all_reduce_start`): ``wait()`` waits for them
+    within the group's time limit and returns the arrays, which hold the result from then on."""
+
+    def __init__(self, group, what, arrays, requests, host, nccl_event):
+        self.group, self.what, self.arrays = group, what, arrays
+        self._requests, self._host, self._event, self._done = requests, host, nccl_event, False
+
+    def is_completed(self) -> bool:
+        """True once ``wait()`` has returned."""
+        return self._done
+
+    def poll(self) -> None:
+        """Let MPI move the collectives on, without waiting (MPICH progresses them only inside MPI calls)."""
+        self.test()
+
+    def test(self) -> bool:
+        """Move the collectives on (as :meth:`poll`); True when they are all done (``wait()`` is still needed)."""
+        if self._done:
+            return True
+        mpi_done = not self._requests or self.group._MPI.Request.Testall(self._requests)
+        return mpi_done and (self._event is None or self._event.done)
+
+    def wait(self, timeout=...):
+        """Wait for the collectives (``timeout``: seconds, the group's by default, None: no limit; then
+        :class:`DistributedError`); copy the host-staged ones back. Returns the arrays."""
+        if not self._done:
+            group = self.group
+            group.wait(self._requests, self.what, timeout)
+            if self._event is not None:
+                group._wait_nccl(self.what, timeout, self._event)
+            for array, buf in self._host:
+                if buf is not array:
+                    array[...] = backend.get_array_module(array).asarray(buf)
+            self._done = True
+        return self.arrays
+
+
 class ProcessGroup:
     """The processes of one job (an MPI communicator) and the collectives minicnn needs.
 
@@ -139,9 +177,9 @@ class ProcessGroup:
             if waited > 0.02:          # spin for the first 20 ms (most collectives), then poll gently
                 time.sleep(0.0005)
 
-    def _wait_nccl(self, what, timeout=...):
+    def _wait_nccl(self, what, timeout=..., event=None):
         timeout = self.timeout if timeout is ... else timeout
-        if not self.nccl.wait(timeout):
+        if not self.nccl.wait(timeout, event):
             raise self._timed_out(f"{what} (NCCL)", timeout)
 
     def _timed_out(self, what, timeout):
@@ -155,24 +193,31 @@ class ProcessGroup:
     def all_reduce_(self, *arrays, op="sum", timeout=...):
         """Sum (or max, min) each array over every process, in place; the collectives of all the
         arrays are started first, then waited for together. Returns the arrays."""
+        return self.all_reduce_start(*arrays, op=op).wait(timeout)
+
+    def all_reduce_start(self, *arrays, op="sum"):
+        """Start the in-place sum (max, min) of each array over every process and return at once: a
+        :class:`Work` whose ``wait()`` finishes it (``MPI_Iallreduce``; NCCL on its own CUDA stream).
+        Every process must start the same collectives in the same order. Until ``wait()`` returns, the
+        arrays must not be read or written."""
         if op not in _OPS:
             raise ValueError(f"all_reduce_: op must be one of {', '.join(_OPS)}, got {op!r}")
         mpi_op = {"sum": self._MPI.SUM, "max": self._MPI.MAX, "min": self._MPI.MIN}[op]
         self.bytes_all_reduced += sum(a.nbytes for a in arrays)
-        return self._collective("all_reduce_", arrays, f"all_reduce of {len(arrays)} array(s)", timeout,
-                                lambda buf: self.comm.Iallreduce(self._MPI.IN_PLACE, buf, op=mpi_op),
-                                lambda array: self.nccl.all_reduce_(array, op))
+        return self._start("all_reduce_", arrays, f"all_reduce of {len(arrays)} array(s)",
+                           lambda buf: self.comm.Iallreduce(self._MPI.IN_PLACE, buf, op=mpi_op),
+                           lambda array: self.nccl.all_reduce_(array, op))
 
     def broadcast_(self, *arrays, root=0, timeout=...):
         """Give every process ``root``'s values of the arrays, in place. Returns the arrays."""
         self.bytes_broadcast += sum(a.nbytes for a in arrays)
-        return self._collective("broadcast_", arrays, f"broadcast of {len(arrays)} array(s) from rank {root}", timeout,
-                                lambda buf: self.comm.Ibcast(buf, root=root),
-                                lambda array: self.nccl.broadcast_(array, root))
+        return self._start("broadcast_", arrays, f"broadcast of {len(arrays)} array(s) from rank {root}",
+                           lambda buf: self.comm.Ibcast(buf, root=root),
+                           lambda array: self.nccl.broadcast_(array, root)).wait(timeout)
 
-    def _collective(self, name, arrays, what, timeout, start_mpi, start_nccl):
+    def _start(self, name, arrays, what, start_mpi, start_nccl):
         """Start one collective per array (NCCL for CuPy arrays once :meth:`init_nccl` ran; else MPI, a
-        CuPy array by way of a host copy), wait for them all within ``timeout``, copy the host ones back."""
+        CuPy array by way of a host copy); the :class:`Work` that waits for them."""
         host, requests, on_gpus = [], [], False
         for array in arrays:
             xp = backend.get_array_module(array)
@@ -185,13 +230,7 @@ class ProcessGroup:
             buf = array if xp is np else backend.to_numpy(array)
             host.append((array, buf))
             requests.append(start_mpi(buf))
-        self.wait(requests, what, timeout)
-        if on_gpus:
-            self._wait_nccl(what, timeout)
-        for array, buf in host:
-            if buf is not array:
-                array[...] = backend.get_array_module(array).asarray(buf)
-        return arrays
+        return Work(self, what, arrays, requests, host, self.nccl.record() if on_gpus else None)
 
     def all_reduce_host(self, values, op="sum", timeout=...) -> np.ndarray:
         """``values`` (numbers) reduced over every process, as a float64 NumPy array (metrics, counts)."""

@@ -290,6 +290,7 @@ def dropout(input, p=0.5, training=True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity unless ``training``.
 
     The mask comes from the device's default generator: ``minicnn.manual_seed`` makes it repeatable.
+    In a data-parallel forward pass each rank keeps its rows of the global batch's mask (``backend.row_generator``).
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
@@ -297,4 +298,4 @@ def dropout(input, p=0.5, training=True) -> Tensor:
         return input
     if p == 1.0:                       # everything dropped (PyTorch returns zeros too)
         return input * 0.0
-    return DropoutFunction.apply(input, float(p), True, backend.generator(input.device))
+    return DropoutFunction.apply(input, float(p), True, backend.row_generator(input.device))

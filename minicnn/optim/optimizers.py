@@ -31,11 +31,21 @@ from collections import defaultdict
 
 from .. import backend, kernels
 from ..autograd import Tensor, enable_grad
+from ..hooks import add_hook
 from ..backend import get_array_module
 from ..kernels.fast.misc import sgd_step as fast_sgd_step
 from .foreach import sgd_group_step
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "register_optimizer_step_pre_hook"]
+
+_step_pre_hooks = {}        # the hooks of every optimizer's step()
+
+
+def register_optimizer_step_pre_hook(hook):
+    """Run ``hook(optimizer, args, kwargs)`` before the ``step()`` of every optimizer (PyTorch's
+    ``torch.optim.optimizer.register_optimizer_step_pre_hook``; data-parallel training checks there
+    that the gradients were averaged). Returns a handle with ``.remove()``."""
+    return add_hook(_step_pre_hooks, hook, "register_optimizer_step_pre_hook")
 
 
 class Optimizer:
@@ -129,6 +139,8 @@ class Optimizer:
 
         ``closure`` re-evaluates the model and returns the loss (as in PyTorch).
         """
+        for hook in list(_step_pre_hooks.values()):
+            hook(self, (closure,), {})
         loss = None
         if closure is not None:
             with enable_grad():

@@ -3,8 +3,8 @@ history), for any model, loader and optimizer. The command line (``python -m min
 a thin layer over these that adds the run folder's files and ``--resume``.
 
 Data-parallel: give them a :class:`~minicnn.distributed.DistributedDataParallel` model (and loaders
-with a ``DistributedSampler``) on every process of the job. The loop then averages the gradients
-after each backward pass, and sums the metrics over the processes (loss, accuracy and images/s
+with a ``DistributedSampler``) on every process of the job. Its backward passes average the
+gradients over the processes, and the loop sums the metrics over them (loss, accuracy and images/s
 are those of the whole job, the same on every rank; evaluation shards are added up).
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
     steps). Loss and accuracy stay on the device and are fetched to the host every
     ``log_every`` steps only (a fetch waits for the GPU). A NaN or infinite loss raises
     :class:`NonFiniteLossError` naming the first bad step. With a ``DistributedDataParallel``
-    model the gradients are averaged over the processes after each backward pass, and the loss,
+    model the gradients are averaged over the processes inside each backward pass, and the loss,
     accuracy and speed are the whole job's (a NaN on any rank stops every rank at the same step).
     """
     model.train()
@@ -80,9 +80,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, epoch, device="cpu", la
             outputs = model(x)
             loss = training_loss(outputs, y, label_smoothing)
             logits = outputs[0] if isinstance(outputs, tuple) else outputs
-            loss.backward()
-            if group is not None:
-                model.average_gradients()
+            loss.backward()            # a DistributedDataParallel model averages the gradients here
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -171,14 +169,13 @@ def fit(model, train_loader, optimizer, epochs, *, test_loader=None, scheduler=N
     the fast kernels' free recycled arrays go back to malloc (``minicnn.release_memory()``).
 
     Data-parallel (a ``DistributedDataParallel`` model, on every process): the rows are the whole
-    job's, the same on every rank; rank ``r``'s generator is seeded from ``(seed, epoch, r)``.
+    job's, the same on every rank; every rank's generator is seeded from ``(seed, epoch)``, as one
+    process's, and draws the dropout masks of the whole global batch (keeping its rows).
     """
     history = [] if history is None else history
-    group = process_group(model)
-    rank = group.rank if group is not None else 0
     for epoch in range(start_epoch, epochs + 1):
         if seed is not None:
-            backend.manual_seed(epoch_seed(seed, epoch, rank))  # dropout etc.: depends on (seed, epoch, rank)
+            backend.manual_seed(epoch_seed(seed, epoch))        # dropout etc.: (seed, epoch), on every rank
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)                   # data order: depends on (seed, epoch)
         lr = current_lr(optimizer)                              # the lr of the epoch's first step

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from minicnn.data import ArrayDataset, DataLoader, DistributedSampler
-from minicnn.data.transforms import RandomCrop
+from minicnn.data.sample_random import SampleGenerator
+from minicnn.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
 
 
 def shards(n, world, epoch=0, **kwargs):
@@ -65,14 +66,42 @@ def test_the_shards_batches_together_are_the_single_process_batches():
     assert len(ranks[0]) == len(single) == 3
 
 
-def test_ranks_draw_their_own_augmentation_and_rank_0_draws_a_single_process():
-    data = ArrayDataset(np.arange(8 * 36, dtype=np.uint8).reshape(8, 1, 6, 6) % 251, np.arange(8))
-    crop = RandomCrop(4)
-    single = DataLoader(data, batch_size=8, seed=3, transform=crop)
-    r0 = DataLoader(data, batch_size=8, sampler=DistributedSampler(data, 1, 0, shuffle=False, seed=3), transform=crop)
-    assert np.array_equal(next(iter(single))[0], next(iter(r0))[0])
-    assert r0.batch_rng(0, 0).integers(1 << 30) != DataLoader(
-        data, batch_size=8, sampler=DistributedSampler(data, 2, 1, seed=3)).batch_rng(0, 0).integers(1 << 30)
+def test_a_sample_is_augmented_alike_in_any_batch_and_on_any_rank():
+    data = ArrayDataset(np.arange(13 * 36, dtype=np.uint8).reshape(13, 1, 6, 6) % 251, np.arange(13))
+    crop = Compose([RandomCrop(4, padding=1), RandomHorizontalFlip()])
+    for epoch in (0, 1):
+        single = DataLoader(data, batch_size=5, shuffle=True, seed=3, transform=crop)
+        single.set_epoch(epoch)
+        seen = {int(y): x for xs, ys in single for x, y in zip(xs, ys)}
+        for world in (2, 3):
+            for rank in range(world):
+                loader = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, world, rank, seed=3),
+                                    transform=crop)
+                loader.set_epoch(epoch)
+                for xs, ys in loader:
+                    for x, y in zip(xs, ys):
+                        assert np.array_equal(x, seen[int(y)]), (epoch, world, rank, int(y))
+    crops = [next(iter(DataLoader(data, batch_size=13, seed=s, transform=crop)))[0] for s in (3, 4)]
+    assert not np.array_equal(*crops)                  # another seed, other crops
+    epochs = DataLoader(data, batch_size=13, seed=3, transform=crop)
+    assert not np.array_equal(next(iter(epochs))[0], next(iter(epochs))[0])     # and every epoch anew
+
+
+def test_the_per_sample_generator_streams_are_keyed_by_sample_and_uniform():
+    g = SampleGenerator(0, 3, [5, 9, 5])
+    offsets, more = g.integers(0, 5, size=3), g.random((3, 2))
+    alone = SampleGenerator(0, 3, [9])
+    assert alone.integers(0, 5, size=1)[0] == offsets[1] and np.array_equal(alone.random((1, 2))[0], more[1])
+    assert offsets[0] == offsets[2] and np.array_equal(more[0], more[2])
+    u = SampleGenerator(1, 0, np.arange(100_000)).random(100_000)
+    counts = np.histogram(u, 10, range=(0, 1))[0]
+    assert 0 <= u.min() and u.max() < 1 and np.all(np.abs(counts - 10_000) < 500)     # ~5 sigma
+    k = SampleGenerator(1, 0, np.arange(50_000)).integers(2, 7, size=50_000)
+    assert k.min() == 2 and k.max() == 6 and np.all(np.abs(np.bincount(k)[2:] - 10_000) < 500)
+    with pytest.raises(ValueError, match=r"size must start with the number of samples \(3\)"):
+        g.random(4)
+    with pytest.raises(AttributeError, match="SampleGenerator has no choice"):
+        g.choice(3)
 
 
 def test_bad_arguments_name_the_sampler():

@@ -4,8 +4,10 @@ by test_ddp.py as ``PYTHONPATH=<fakecupy>:<repo> python fakecupy_checks.py``. Pr
 Three "ranks" (copies of one model on the "GPU", each with its own batch) flatten their gradients
 into buckets; the buckets are summed as an all-reduce would, and unflattened on every rank: each
 gradient must become the mean of the three, still a CuPy array. With mpi4py, a group of one process
-also all-reduces and broadcasts a CuPy array through MPI by way of the host. NCCL is not emulated
-by fakecupy, so the NCCL path is not reached here.
+also all-reduces and broadcasts a CuPy array through MPI by way of the host, then through a stand-in
+for NCCL (one rank: it only records the streams it is given), which checks that the collectives run on
+the communicator's own stream and are waited for; DistributedDataParallel on CuPy parameters averages
+inside backward. NCCL itself is not emulated by fakecupy: only real GPUs run it.
 """
 import importlib.util
 
@@ -61,4 +63,41 @@ if importlib.util.find_spec("mpi4py") is not None:
     assert b is a and isinstance(a, cupy.ndarray) and cupy.asnumpy(a).tolist() == [0, 1, 2, 3, 4, 5]
     assert cupy.asnumpy(c).tolist() == [1, 1, 1]
     staged = "MPI by way of the host"
+
+    class FakeNccl:
+        """NCCL for one process (an all-reduce of one rank changes nothing): records the streams used."""
+        NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_INT64, NCCL_UINT8, NCCL_INT8 = range(7)
+        NCCL_SUM, NCCL_MAX, NCCL_MIN = range(3)
+        streams = []
+
+        @staticmethod
+        def get_unique_id():
+            return (1, 2, 3)
+
+        class NcclCommunicator:
+            def __init__(self, world, uid, rank):
+                assert (world, rank) == (1, 0)
+
+            def allReduce(self, send, recv, count, dtype, op, stream):
+                FakeNccl.streams.append(stream)
+
+            broadcast = allReduce
+
+            def check_async_error(self):
+                pass
+
+    # the NCCL path: collectives started on the communicator's own stream, waited for by their event
+    group.nccl = distributed.nccl.NcclCommunicator(group, nccl=FakeNccl)
+    a = cupy.arange(6, dtype=cupy.float32)
+    work = group.all_reduce_start(a)
+    assert FakeNccl.streams == [group.nccl.stream.ptr] != [cupy.cuda.get_current_stream().ptr]
+    assert work.wait() == (a,) and work.is_completed() and cupy.asnumpy(a).tolist() == [0, 1, 2, 3, 4, 5]
+    group.broadcast_(c)
+    # DistributedDataParallel on CuPy parameters: averaged inside backward (one process: no collective)
+    ddp = distributed.DistributedDataParallel(model(), bucket_cap_mb=0.0001)
+    x = minicnn.tensor(np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)).to("cuda")
+    F.cross_entropy(ddp(x), minicnn.tensor([0, 1]).to("cuda")).backward()
+    assert ddp.reducer.last_started_early == len(ddp.buckets()) > 2 and not ddp.reducer.unaveraged()
+    assert len(FakeNccl.streams) == 2          # the all-reduce and the broadcast (one process: DDP sends nothing)
+    staged += "; NCCL on its own stream"
 print(f"OK {len(buckets[0])} buckets, {checked} gradient values averaged over 3 ranks on CuPy arrays; {staged}")

@@ -1,7 +1,7 @@
 """The gradient buckets of DistributedDataParallel, in one process (no MPI): several ranks are
 simulated by copies of a model, their buckets summed as an all-reduce sums them. And the same on
-CuPy arrays under the CuPy stand-in ``fakecupy`` (``../shared/tools/fakecupy``); NCCL itself is
-not emulated there and runs only on a machine with GPUs.
+CuPy arrays under the CuPy stand-in ``fakecupy`` (``../shared/tools/fakecupy``), with a stand-in
+NCCL module for the streams; NCCL itself runs only on a machine with GPUs.
 """
 import os
 

@@ -2,8 +2,9 @@
 
 All checks run in ONE job, ``mpiexec -n 2 python tests/distributed/mpi_checks.py`` (a job costs
 about a second to start), which prints what rank 0 measured; the tests below read it. Each rank
-trains on half of every global batch of 8 and compares with a reference that trains on the whole
-batch in one process (float64; models without BatchNorm, and with it in eval mode).
+trains with PyTorch's loop (no explicit averaging) on its shard of every augmented global batch of 8
+and compares with a reference that trains on the whole batch in one process (float64; models
+without BatchNorm, and with it in eval mode).
 """
 import json
 import os
@@ -24,7 +25,7 @@ def job():
     return json.loads(line[len("RESULTS "):])
 
 
-@pytest.mark.parametrize("case", ["sgd", "adam", "sgd_small_buckets", "adam_bn_eval"])
+@pytest.mark.parametrize("case", ["sgd", "adam", "sgd_small_buckets", "adam_bn_eval", "sgd_dropout"])
 def test_two_half_batches_give_the_whole_batch_gradients_and_steps(job, case):
     r = job[case]
     assert r["differs_before"] > 0.01          # the ranks built different weights...
@@ -32,6 +33,8 @@ def test_two_half_batches_give_the_whole_batch_gradients_and_steps(job, case):
     assert r["grad_error"] < TOLERANCE         # averaged gradients == the whole batch's, every step
     assert r["param_error"] < TOLERANCE        # after 4 optimizer steps: the one-process parameters
     assert r["ranks_differ"] == 0.0            # and the ranks stay bitwise equal
+    assert r["started_early"] == [r["buckets"]] * 4      # every bucket started by a hook, inside backward
+    assert r["bytes_of_a_second_average"] == 0          # average_gradients() after backward: nothing to do
 
 
 def test_buckets_and_the_bytes_they_carry(job):
@@ -42,8 +45,24 @@ def test_buckets_and_the_bytes_they_carry(job):
 
 
 def test_parameters_reached_by_one_rank_or_none(job):
-    assert job["partial"]["b_error"] == 0.0          # rank 1's gradient / 2 on both ranks
+    assert job["partial"]["b_error"] == 0.0          # rank 1's gradient / 2 on both ranks (no_sync, then by hand)
+    assert job["partial"]["b_error_in_backward"] == 0.0      # the same, averaged inside backward
     assert job["partial"]["unused_is_none"]
+
+
+def test_no_sync_over_two_micro_batches_is_one_batch_of_their_size(job):
+    r = job["no_sync"]
+    assert r["sent_in_no_sync"] == 0                  # no communication under no_sync()
+    assert r["grad_error"] < TOLERANCE and r["param_error"] < TOLERANCE
+
+
+def test_a_step_on_gradients_never_averaged_raises_on_every_rank(job):
+    for rank in job["unaveraged"]:
+        for case in ("outside", "no_sync"):
+            assert rank[case] is not None, case
+            assert rank[case].startswith("SGD.step(): 4 of the 4 parameters of a DistributedDataParallel model hold "
+                                         "gradients that were not averaged over the 2 processes"), rank[case]
+        assert rank["after_average"] == 0.0           # average_gradients() by hand, then the step: ranks equal
 
 
 @pytest.mark.parametrize("n, kwargs", [(12, "{}"), (13, "{}"), (13, "{'even': False}"), (13, "{'drop_last': True}")])

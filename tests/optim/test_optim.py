@@ -550,3 +550,24 @@ def test_loading_another_optimizers_state_is_refused():
         adam.load_state_dict(sgd.state_dict())
     adam.step()                                        # unchanged, still usable
     assert "exp_avg" in adam.state[p]
+
+
+def test_a_global_step_pre_hook_runs_before_every_optimizer_step_and_can_stop_it():
+    p = minicnn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    p.grad = np.array([0.5, 0.5])
+    seen = []
+
+    def hook(optimizer, args, kwargs):
+        seen.append((type(optimizer).__name__, p.data.tolist(), args, kwargs))
+        if len(seen) == 2:
+            raise RuntimeError("stop")
+    handle = optim.register_optimizer_step_pre_hook(hook)
+    try:
+        optim.SGD([p], lr=1.0).step()
+        with pytest.raises(RuntimeError, match="stop"):
+            optim.Adam([p]).step()
+    finally:
+        handle.remove()
+    optim.SGD([p], lr=1.0).step()
+    assert seen == [("SGD", [1.0, 2.0], (None,), {}), ("Adam", [0.5, 1.5], (None,), {})]
+    assert p.data.tolist() == [0.0, 1.0]          # the hook stopped Adam's step; removed, it saw no third
