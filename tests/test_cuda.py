@@ -176,3 +176,26 @@ def test_out_of_range_targets_on_the_gpu_give_nan_without_a_host_read():
     assert np.isnan(logits.grad.numpy()[1]).all() and np.isfinite(logits.grad.numpy()[[0, 2]]).all()
     nll = F.nll_loss(F.log_softmax(logits, dim=1), target, reduction="none")
     assert np.isnan(nll.numpy()[1]) and np.allclose(nll.numpy()[[0, 2]], np.log(4))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_fused_cross_entropy_ignores_rows_as_the_cpu_does(reduction, smoothing):
+    """The GPU's one-kernel cross-entropy with ignore_index (default -100 and a class index): the CPU's values
+    and gradients, the ignored rows out of the mean; every row ignored gives NaN, as in PyTorch."""
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 4))
+    for target, ignore in (([0, -100, 3, 1, -100, 2], -100), ([0, 2, 3, 1, 2, 2], 2)):
+        results = []
+        for device in ("cpu", "cuda"):
+            x = minicnn.tensor(logits, device=device, requires_grad=True)
+            t = minicnn.tensor(np.array(target), device=device)
+            loss = F.cross_entropy(x, t, ignore_index=ignore, reduction=reduction, label_smoothing=smoothing)
+            loss.sum().backward()
+            results.append((loss.numpy(), x.grad.numpy()))
+        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-12, atol=1e-12)
+    x = minicnn.tensor(logits, device="cuda")
+    with np.errstate(invalid="ignore"):                 # the stand-in divides in NumPy: 0 / 0
+        everything_ignored = F.cross_entropy(x, minicnn.tensor(np.full(6, -100), device="cuda"))
+    assert np.isnan(everything_ignored.numpy())

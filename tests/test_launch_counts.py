@@ -14,7 +14,9 @@ from conftest import cuda
 pytestmark = cuda
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
-PINNED = {"W1": 59, "W3": 300, "W6": 216}      # launches per step; none of them may sync with the host
+# Launches per step; none of them may sync with the host. Cross-entropy's mean over the rows that count (PyTorch's
+# ignore_index, which a GPU cannot rule out without reading the targets) costs one reduction more: W1 59 -> 60, W3 300 -> 301.
+PINNED = {"W1": 60, "W3": 301, "W6": 216}
 
 
 def test_cuda_launches_per_step_are_pinned():

@@ -11,7 +11,7 @@ import numpy as np
 from .. import kernels as K
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
-from ..kernels.fast import fused
+from ..kernels.fast import fused_loss
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -58,12 +58,19 @@ class CrossEntropyFunction(Function):
         xp = get_array_module(logits)
         n, c = logits.shape
         plain = weight is None and ignore_index is None          # every row counts with weight 1
-        self.gpu = plain and xp is not np and logits.dtype.kind == "f" and K.mode() == "fast"
+        self.gpu = weight is None and xp is not np and logits.dtype.kind == "f" and K.mode() == "fast"
         if self.gpu:                                              # one fused kernel each way
-            loss, self.logp, self.target = fused.cross_entropy_forward(xp.ascontiguousarray(logits), target,
-                                                                       label_smoothing)
-            self.reduction, self.smoothing = reduction, label_smoothing
-            return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
+            rows, self.logp, self.target = fused_loss.cross_entropy_forward(
+                xp.ascontiguousarray(logits), target, label_smoothing, ignore_index)
+            self.reduction, self.smoothing, self.ignore_index = reduction, label_smoothing, ignore_index
+            self.count = rows[1, :1]                              # the backward's divisor for 'mean'
+            if reduction == "none":
+                return rows[0]
+            if reduction == "sum":
+                return rows[0].sum()
+            sums = rows.sum(axis=1)                               # [total loss, rows that count]
+            self.count = sums[1:]                                 # (slices: views, no launch)
+            return (sums[:1] / self.count).reshape(())            # every row ignored: NaN, as PyTorch
         mine = getattr(K.active(), "softmax_cross_entropy", None)    # a learner's exercise (kernels.use(folder))
         if mine is not None and plain and reduction == "mean" and not label_smoothing:
             loss, self.mine = mine(logits, target)
@@ -94,9 +101,8 @@ class CrossEntropyFunction(Function):
         if hasattr(self, "mine"):                                    # the learner's dlogits, (p - y) / N
             return (self.mine * grad).astype(grad.dtype, copy=False), None
         if self.gpu:
-            n = self.logp.shape[0]
-            return fused.cross_entropy_backward(grad, self.logp, self.target, self.smoothing,
-                                                self.reduction == "none", n if self.reduction == "mean" else 1), None
+            return fused_loss.cross_entropy_backward(grad, self.logp, self.target, self.smoothing, self.reduction,
+                                                     self.count, self.ignore_index), None
         xp = get_array_module(grad)
         logp, target, eps, r, w = self.logp, self.target, self.smoothing, self.row_weight, self.weight
         n, c = logp.shape

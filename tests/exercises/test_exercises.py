@@ -195,8 +195,8 @@ def test_optim_sgd_steps_with_the_learners_sgd_step():
     module = types.ModuleType("mine")
     module.sgd_step = sgd_step
     finals = []
-    for switch in (kernels.use("textbook"), kernels.use(module)):
-        with switch:
+    for kernel_set in ("textbook", module):          # one switch at a time: use() switches when called
+        with kernels.use(kernel_set):
             p = minicnn.nn.Parameter(minicnn.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3)))
             opt = minicnn.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
             for lr in (0.1, 0.05):

@@ -7,14 +7,9 @@ carry no gradient (comparisons, arg-max ...); ``RANDOM`` the ones whose values a
 
 ``REFUSED`` is the allowlist: samples minicnn deliberately does not support, each with the exception type and
 a regular expression its message must match ("... is not supported", naming the argument).
-
-``FIXED_ON_I22A`` lists samples that fail here and are fixed on branch i22a (0-d dims, ``max``/``min`` with a
-dim returning (values, indices), ``clamp``'s tensor bounds' gradients, ``add``/``sub``'s ``alpha``): they run
-as strict xfails. Delete the list once i22a is merged.
 """
 from __future__ import annotations
 
-import torch
 
 import minicnn.functional as F
 
@@ -56,7 +51,7 @@ OPS = {
     "sigmoid": lambda mc, x: x.sigmoid(),
     "tanh": lambda mc, x: x.tanh(),
     "nn.functional.relu": lambda mc, x: F.relu(x),
-    # elementwise, binary (alpha= is i22a's)
+    # elementwise, binary
     "add": lambda mc, x, y, alpha=None: x + y if alpha is None else x.add(y, alpha=alpha),
     "sub": lambda mc, x, y, alpha=None: x - y if alpha is None else x.sub(y, alpha=alpha),
     "mul": lambda mc, x, y: x * y,
@@ -150,19 +145,4 @@ REFUSED = [
     # F.batch_norm takes 2-, 3- and 4-D inputs (PyTorch also takes 5-D and more, and a 1-D empty input).
     ("nn.functional.batch_norm", lambda s: s.input.ndim not in (2, 3, 4), ValueError,
      r"^batch_norm: input of \d dimensions is not supported"),
-]
-
-# Fixed on branch i22a (the engine half of issue #22): strict xfails here, to delete after merging it.
-FIXED_ON_I22A = [
-    # dim=0 / dim=-1 of a 0-d tensor.
-    *((key, lambda s: s.input.ndim == 0 and ("dim" in s.kwargs or s.args))
-      for key in ("sum", "mean", "any", "all", "squeeze", "transpose")),
-    # clamp's tensor bounds get their gradients.
-    ("clamp", lambda s: any(isinstance(a, torch.Tensor) and a.requires_grad for a in s.args)),
-    # max/min(dim) return (values, indices) as PyTorch's named tuple.
-    ("max.reduction_with_dim", lambda s: True),
-    ("min.reduction_with_dim", lambda s: True),
-    # add/sub alpha=.
-    ("add", lambda s: "alpha" in s.kwargs),
-    ("sub", lambda s: "alpha" in s.kwargs),
 ]

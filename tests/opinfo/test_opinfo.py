@@ -3,8 +3,8 @@ op minicnn has (``opinfo_table.OPS``): float64 on the CPU, forward values and dt
 input (``torch.autograd.grad`` against minicnn's backward), compared with tight tolerances.
 
 Skips without torch. torch is not among the dev extras, but the CI machine has it (torch 2.13, CPU), so the
-test runs there; PyTorch's test helpers need ``expecttest``, which the dev extras install. Samples the allowlist (``REFUSED``) names must raise its
-error; those of ``FIXED_ON_I22A`` run as strict xfails until branch i22a is merged.
+test runs there; PyTorch's test helpers need ``expecttest``, which the dev extras install. Samples the
+allowlist (``REFUSED``) names must raise its error.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ pytest.importorskip("expecttest")     # PyTorch's internal test helpers import i
 common_methods_invocations = pytest.importorskip("torch.testing._internal.common_methods_invocations")
 
 import minicnn  # noqa: E402
-from opinfo_table import FIXED_ON_I22A, MAX_SAMPLES, NO_GRAD, OPS, RANDOM, REFUSED  # noqa: E402
+from opinfo_table import MAX_SAMPLES, NO_GRAD, OPS, RANDOM, REFUSED  # noqa: E402
 
 RTOL, ATOL = 1e-7, 1e-10
 
@@ -51,9 +51,7 @@ def samples(key):
 
 
 def classify(key, sample):
-    """'i22a', ('refused', exception type, message pattern) or 'run'."""
-    if any(k == key and which(sample) for k, which in FIXED_ON_I22A):
-        return "i22a"
+    """('refused', exception type, message pattern) or 'run'."""
     for k, which, exc, pattern in REFUSED:
         if k == key and which(sample):
             return ("refused", exc, pattern)
@@ -138,13 +136,11 @@ def describe(sample):
     return f"input {inputs}, args {[shape(a) for a in sample.args]}, kwargs { {k: shape(v) for k, v in sample.kwargs.items()} }"
 
 
-def run(key, which, every=1):
-    """Check the samples of ``key`` that ``which`` selects (every ``every``-th); return the list of failures."""
+def run(key, every=1):
+    """Check the samples of ``key`` (every ``every``-th); return the list of failures."""
     failures = []
     for index, sample in list(enumerate(samples(key)))[::every]:
         kind = classify(key, sample)
-        if not which(kind):
-            continue
         if isinstance(kind, tuple):
             _, exc, pattern = kind
             try:
@@ -168,7 +164,7 @@ def run(key, which, every=1):
 
 @pytest.mark.parametrize("key", sorted(OPS))
 def test_opinfo_samples(key):
-    failures = run(key, lambda kind: kind != "i22a")
+    failures = run(key)
     assert not failures, f"{key}: {len(failures)} of {len(samples(key))} samples differ from torch:\n" + "\n".join(failures[:10])
 
 
@@ -181,27 +177,15 @@ KERNEL_OPS = ["nn.functional.conv2d", "nn.functional.max_pool2d", "nn.functional
 @pytest.mark.parametrize("key", KERNEL_OPS)
 def test_opinfo_samples_textbook_kernels(key):
     with minicnn.kernels.use("textbook"):
-        failures = run(key, lambda kind: kind != "i22a", every=4)
+        failures = run(key, every=4)
     assert not failures, f"{key} (textbook kernels): {len(failures)} samples differ from torch:\n" + "\n".join(failures[:10])
-
-
-I22A_KEYS = sorted({k for k, _ in FIXED_ON_I22A})
-
-
-@pytest.mark.xfail(strict=True, reason="fixed on branch i22a")
-@pytest.mark.parametrize("key", I22A_KEYS)
-def test_opinfo_samples_fixed_on_i22a(key):
-    assert any(classify(key, s) == "i22a" for s in samples(key)), f"{key}: no sample left for i22a: delete its entry"
-    failures = run(key, lambda kind: kind == "i22a")
-    assert not failures, "\n".join(failures[:10])
 
 
 def test_opinfo_counts():
     """At least 2,000 samples run, at most 100 refused by the allowlist; every op key exists in op_db."""
     assert not set(OPS) - set(OP_DB), f"not in torch's op_db: {sorted(set(OPS) - set(OP_DB))}"
     kinds = [classify(key, s) for key in OPS for s in samples(key)]
-    run_count = sum(kind != "i22a" for kind in kinds)
+    run_count = len(kinds)
     refused = sum(isinstance(kind, tuple) for kind in kinds)
-    print(f"OpInfo: {len(kinds)} samples, {run_count} run ({run_count - refused} compared, {refused} refused), "
-          f"{len(kinds) - run_count} xfail until i22a")
+    print(f"OpInfo: {run_count} samples run ({run_count - refused} compared, {refused} refused)")
     assert run_count >= 2000 and refused <= 100

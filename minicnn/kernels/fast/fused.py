@@ -11,7 +11,7 @@ issuing launches, not by arithmetic.
 * ``relu_fwd`` / ``relu_bwd``: ReLU from its output (no mask array), 1 launch each way.
 * ``scaled_tanh_fwd`` / ``scaled_tanh_bwd``: LeNet's a * tanh(b x), 1 launch each way (were 3 and 4).
 * ``subsample_fwd`` / ``subsample_bwd``: LeNet-5's trainable subsampling, one launch each way (were 7 and 9).
-* ``ce_fwd`` / ``ce_bwd``: softmax cross-entropy, one launch each way (were some 18 and 8).
+* (softmax cross-entropy's two kernels are in ``fused_loss``.)
 * ``im2col_batch`` / ``col2im_batch``: columns laid out image by image, (N, C, kH, kW, Ho, Wo), so that
   one strided-batched GEMM writes the NCHW output (no transpose copy) and reads an NCHW gradient.
 
@@ -164,48 +164,6 @@ extern "C" __global__ void col2im_batch(const T* __restrict__ cols, T* __restric
             }
         }
         dx[idx] = acc;
-    }
-}
-""",
-    "ce_fwd": r"""
-// Softmax cross-entropy, one thread per row i of logits x (n, c): logp = x - max - log(sum exp(x - max));
-// loss[i] = -(1 - e) * logp[t] - e/c * sum_j logp[j]; a target outside [0, c) gives NaN (no host check;
-// the NaN from its bits: NVRTC has no NAN macro).
-extern "C" __global__ void ce_fwd(const T* __restrict__ x, const long long* __restrict__ target, T* __restrict__ logp,
-        T* __restrict__ loss, long long n, long long c, long long eps_bits) {
-    const T e = (T)AS_DOUBLE(eps_bits);
-    GRID_STRIDE_LOOP(i, n) {
-        const T* row = x + i * c;
-        T* out = logp + i * c;
-        T m = row[0];
-        for (long long j = 1; j < c; ++j) m = row[j] > m ? row[j] : m;
-        T s = 0;
-        for (long long j = 0; j < c; ++j) { out[j] = row[j] - m; s += (T)exp(out[j]); }
-        const T lse = (T)log(s);
-        T all = 0;
-        for (long long j = 0; j < c; ++j) { out[j] -= lse; all += out[j]; }
-        const long long t = target[i];
-        if (t < 0 || t >= c) { loss[i] = (T)AS_DOUBLE(0x7ff8000000000000LL); continue; }
-        T l = -out[t];
-        if (e != (T)0) l = ((T)1 - e) * l - (e / (T)c) * all;
-        loss[i] = l;
-    }
-}
-""",
-    "ce_bwd": r"""
-// dx[i, j] = (exp(logp[i, j]) - (j == t_i) * (1 - e) - e/c) * g, g = grad[i] (per_row) or grad[0] / divisor;
-// NaN for a row whose target is outside [0, c).
-extern "C" __global__ void ce_bwd(const T* __restrict__ logp, const long long* __restrict__ target,
-        const T* __restrict__ grad, T* __restrict__ dx, long long n, long long c, long long eps_bits,
-        long long per_row, long long divisor) {
-    const T e = (T)AS_DOUBLE(eps_bits);
-    GRID_STRIDE_LOOP(idx, n * c) {
-        const long long i = idx / c, j = idx % c, t = target[i];
-        T d = (T)exp(logp[idx]);
-        if (j == t) d -= (T)1 - e;
-        if (e != (T)0) d -= e / (T)c;
-        if (t < 0 || t >= c) d = (T)AS_DOUBLE(0x7ff8000000000000LL);
-        dx[idx] = d * (per_row ? grad[i] : grad[0] / (T)divisor);
     }
 }
 """,
@@ -419,32 +377,6 @@ def col2im_batch(cols, out, kernel_size, stride, pad_before, dilation):
     """Fill ``out`` (N, C, H, W) with the col2im gather of cols (N, C, kH, kW, Ho, Wo)."""
     return cuda._gather_into("col2im_batch", cols, out, out.shape, cols.shape[-2:], kernel_size, stride,
                              pad_before, dilation)
-
-
-def cross_entropy_forward(logits, target, label_smoothing):
-    """logits (n, c) contiguous, integer target (n,)  ->  (loss per row (n,), logp (n, c), target as int64):
-    one launch (a target outside [0, c) makes its row's loss NaN)."""
-    xp = get_array_module(logits)
-    n, c = logits.shape
-    target = xp.ascontiguousarray(target, dtype=xp.int64)
-    logp, loss = xp.empty_like(logits), xp.empty(n, dtype=logits.dtype)
-    if n and c:
-        _launch(_kernel(xp, "ce_fwd", logits.dtype), n,
-                (logits, target, logp, loss, *_i64(n, c), _double_bits(label_smoothing)))
-    return loss, logp, target
-
-
-def cross_entropy_backward(grad, logp, target, label_smoothing, per_row, divisor):
-    """dx (n, c) of ``cross_entropy_forward``'s loss: grad is (n,) (``per_row``) or 0-d (the total divided
-    by ``divisor``): one launch."""
-    xp = get_array_module(logp)
-    n, c = logp.shape
-    dx = xp.empty_like(logp)
-    if dx.size:
-        _launch(_kernel(xp, "ce_bwd", logp.dtype), dx.size,
-                (logp, target, xp.ascontiguousarray(grad, dtype=logp.dtype), dx, *_i64(n, c),
-                 _double_bits(label_smoothing), *_i64(per_row, divisor)))
-    return dx
 
 
 def subsample_forward(x, coeff, bias, g):
