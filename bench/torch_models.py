@@ -299,13 +299,14 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, layers, num_classes: int = 1000, in_channels: int = 3):
+    def __init__(self, block, layers, num_classes: int = 1000, in_channels: int = 3, stem: str = "imagenet"):
         super().__init__()
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        small = stem == "small"     # CIFAR scripts' ResNet-18: a 3x3/1 conv1 and no max-pool
+        self.conv1 = conv3x3(in_channels, 64) if small else nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.Identity() if small else nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
@@ -405,7 +406,7 @@ def get(name: str, num_classes: int = 1000, in_channels: int = 3, **options) -> 
         return GoogLeNet(num_classes, in_channels, **options)
     if name in RESNET_LAYERS:
         block, layers = RESNET_LAYERS[name]
-        return ResNet(block, layers, num_classes, in_channels)
+        return ResNet(block, layers, num_classes, in_channels, **options)
     if name in CIFAR_RESNET_DEPTHS:
         return CifarResNet(CIFAR_RESNET_DEPTHS[name], num_classes, in_channels, **options)
     raise ValueError(f"torch_models: unknown model {name!r}")
