@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark minicnn (and, with ``--compare torch``, PyTorch) on seven fixed workloads.
+"""Benchmark minicnn (and, with ``--compare torch``, PyTorch) on eight fixed workloads.
 
     python bench/run.py                                   # all workloads, minicnn only
     python bench/run.py --compare torch --markdown bench/RESULTS.md --json results.json
