@@ -108,9 +108,9 @@ def test_small_stem_keeps_torchvisions_keys_and_every_shape_but_conv1():
     assert A.count_parameters(small) == A.count_parameters(big) - 64 * 3 * (49 - 9) == 11_173_962
     assert isinstance(small.maxpool, minicnn.nn.Identity)
     small.eval()
-    with minicnn.no_grad():           # 32x32: layer1 on 32x32 maps, layer4 on 4x4
-        x = small.relu(small.bn1(small.conv1(minicnn.zeros(1, 3, 32, 32))))
-        assert small.layer1(small.maxpool(x)).shape == (1, 64, 32, 32)
+    with minicnn.no_grad():           # layer1 sees the input's size (32x32 images: 32x32 maps, layer4 4x4)
+        x = small.relu(small.bn1(small.conv1(minicnn.zeros(1, 3, 8, 8))))
+        assert small.layer1(small.maxpool(x)).shape == (1, 64, 8, 8)
 
 
 def test_small_net_learns_a_batch():
@@ -128,3 +128,14 @@ def test_small_net_learns_a_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_summary_counts_the_papers_resnet20():
+    """Mult-adds by hand: conv1 16*27*32^2; layer1 6 x 16*144*32^2; layer2 32*144*16^2 + 5 x 32*288*16^2;
+    layer3 64*288*8^2 + 5 x 64*576*8^2; fc 640.  The option-A shortcuts are rows with nothing to count."""
+    s = minicnn.summary(A.get("resnet20"), (3, 32, 32), verbose=False)
+    by_hand = 16 * 27 * 1024 + 6 * 16 * 144 * 1024 + (32 * 144 + 5 * 32 * 288) * 256 + (64 * 288 + 5 * 64 * 576) * 64 + 640
+    assert s.mult_adds == by_hand == 40_551_040
+    assert s.trainable == 269_722 and s.non_trainable == 2 * (16 * 7 + 32 * 6 + 64 * 6)
+    rows = {r.name: r for r in s.rows}
+    assert rows["layer2.0.downsample"].output_shape == (1, 32, 16, 16) and rows["layer2.0.downsample"].params == 0
