@@ -139,3 +139,19 @@ def test_summary_counts_the_papers_resnet20():
     assert s.trainable == 269_722 and s.non_trainable == 2 * (16 * 7 + 32 * 6 + 64 * 6)
     rows = {r.name: r for r in s.rows}
     assert rows["layer2.0.downsample"].output_shape == (1, 32, 16, 16) and rows["layer2.0.downsample"].params == 0
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_safetensors_round_trip(shortcut, tmp_path):
+    pytest.importorskip("safetensors")
+    minicnn.manual_seed(0)
+    model = A.get("resnet20", shortcut=shortcut, in_channels=1).eval()
+    x = minicnn.tensor(np.random.default_rng(0).standard_normal((2, 1, 9, 9)).astype(np.float32))
+    minicnn.save_weights(model, tmp_path / "r20.safetensors")
+    minicnn.manual_seed(1)
+    fresh = A.get("resnet20", shortcut=shortcut, in_channels=1, weights=tmp_path / "r20.safetensors").eval()
+    with minicnn.no_grad():
+        assert np.array_equal(fresh(x).numpy(), model(x).numpy())
+    other = "Missing" if shortcut == "A" else "Unexpected"       # the other shortcut: named keys, not a crash
+    with pytest.raises(ValueError, match=rf'{other} key\(s\) in state_dict: "layer2\.0\.downsample\.0\.weight"'):
+        A.get("resnet20", shortcut="B" if shortcut == "A" else "A", in_channels=1, weights=tmp_path / "r20.safetensors")
