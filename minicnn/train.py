@@ -4,8 +4,8 @@
     python -m minicnn.train resnet18 --dataset fashion-mnist --limit-train 5000
     python -m minicnn.train lenet5 --resume runs/lenet5-20250101-120000   # continue an interrupted run
 
-Every option has a default chosen for the architecture (``--help`` lists them, and
-:data:`ARCH_DEFAULTS` holds them); options given on the command line win.
+Every option has a default chosen for the architecture and dataset (``--help`` lists them, and
+:data:`ARCH_DEFAULTS` and :mod:`minicnn.training.recipes` hold them); options given on the command line win.
 
 A run writes into its folder (``--out``, default ``runs/<arch>-<timestamp>``):
 
@@ -91,7 +91,7 @@ def make_parser():
         prog="python -m minicnn.train",
         description="Train a CNN of minicnn.architectures on MNIST, Fashion-MNIST or CIFAR-10. "
                     "Options left out take the architecture's defaults, listed per architecture family as "
-                    "'default: family: value; ...' (the table ARCH_DEFAULTS in minicnn/train.py). "
+                    "'default: family: value; ...' (ARCH_DEFAULTS in minicnn/training/setup.py; per dataset: the recipes below). "
                     "Example: python -m minicnn.train lenet5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=recipes.recipes_help() + "\n\nRun folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
@@ -126,7 +126,7 @@ def make_parser():
     g.add_argument("--eval-batch-size", type=cli.positive_int,
                    help=f"batch size of evaluation (default: {_per_arch('eval_batch_size')})")
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"],
-                   help=f"optimizer; sgd uses Nesterov momentum (default: {_per_arch('optimizer')})")
+                   help=f"optimizer; sgd uses Nesterov momentum unless the recipe says nesterov False (default: {_per_arch('optimizer')})")
     g.add_argument("--lr", type=POSITIVE,
                    help=f"peak learning rate (default: {_per_optimizer('lr')})")
     g.add_argument("--momentum", type=cli.number_in(0, 1, high_open=True),
