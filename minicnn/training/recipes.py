@@ -18,8 +18,10 @@ The recipes, and what they reached (measured runs are in the README):
   1% over the first epoch (391 steps).  The paper uses the 50k images for training and the 10k test
   images for its reported error (its 45k/5k split only chose the schedule).
 * ``resnet20 ... resnet110`` on (Fashion-)MNIST: a short recipe fitted to a CPU budget (30 minutes
-  of ResNet-20 on 2 cores): 28x28 images as they are (28 -> 14 -> 7 maps), SGD (Nesterov) 0.1 with a
-  half-epoch warm-up and a cosine decay to 0, weight decay 5e-4, padding-crop by 2 pixels, no flip.
+  of ResNet-20 on 2 cores, 5 epochs): 28x28 images as they are (28 -> 14 -> 7 maps), SGD (Nesterov) 0.1
+  with a half-epoch warm-up and a cosine decay to 0, weight decay 5e-4; on MNIST padding-crop by 2 pixels,
+  on Fashion-MNIST no augmentation at all: with random crops the 5 epochs ended at 92.87% test accuracy
+  with train accuracy only 93.29% (nothing to regularise: the crops only slowed learning down).
 * ``lenet5`` on Fashion-MNIST: the MNIST recipe underfits clothes (87% after 8 epochs with train
   accuracy no higher), so: no augmentation, more epochs.
 
@@ -28,7 +30,8 @@ though it is often trained with one: its ten classes survive a mirror image, but
 in it is photographed in the same pose (shoes point left), so the test set never holds a mirrored
 image.  The flip teaches an invariance the test never asks for; it pays as a regulariser in long
 runs (hundreds of epochs), while these recipes run a few epochs, where the models still underfit and
-any augmentation slows learning down.  ``--augment crop-flip`` turns it on.  CIFAR-10's photographs
+any augmentation slows learning down.  ``--augment crop-flip`` turns it on (``--augment auto``: crops
+without flips for both grey datasets).  CIFAR-10's photographs
 are flipped (the paper's recipe).
 """
 from __future__ import annotations
@@ -51,7 +54,7 @@ CIFAR_RESNET_SMALL = dict(input_size=28, epochs=5, batch_size=128, optimizer="sg
 #: ``(family, dataset)`` -> the defaults that differ from the family's own.
 RECIPES = {
     (CIFAR_RESNET_FAMILY, "cifar10"): PAPER_CIFAR10,
-    (CIFAR_RESNET_FAMILY, "fashion-mnist"): CIFAR_RESNET_SMALL,
+    (CIFAR_RESNET_FAMILY, "fashion-mnist"): dict(CIFAR_RESNET_SMALL, augment="none"),
     (CIFAR_RESNET_FAMILY, "mnist"): CIFAR_RESNET_SMALL,
     ("lenet5", "fashion-mnist"): dict(epochs=20, augment="none", adamw=dict(lr=2e-3, weight_decay=0.01)),
 }

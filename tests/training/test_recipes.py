@@ -46,14 +46,15 @@ def test_the_papers_schedule_cuts_at_32k_and_48k_steps_and_ends_near_64k():
 
 def test_recipes_per_dataset_and_the_flips():
     c = config("resnet20", "--dataset", "fashion-mnist")
-    assert (c["input_size"], c["epochs"], c["augment"], c["schedule"], c["nesterov"]) == (28, 5, "crop", "cosine", True)
+    assert (c["input_size"], c["epochs"], c["augment"], c["schedule"], c["nesterov"]) == (28, 5, "none", "cosine", True)
     assert (c["lr"], c["weight_decay"], c["in_channels"]) == (0.1, 5e-4, 1)
     c = config("lenet5", "--dataset", "fashion-mnist")
     assert (c["epochs"], c["augment"], c["optimizer"], c["input_size"]) == (20, "none", "adamw", 32)
     assert config("lenet5")["epochs"] == 8 and config("lenet5")["augment"] == "crop"   # MNIST: unchanged
     assert config("resnet18", "--dataset", "fashion-mnist")["augment"] == "crop"         # clothes: no flip
     assert config("resnet18", "--dataset", "cifar10")["augment"] == "crop-flip"
-    assert config("resnet56", "--dataset", "mnist")["augment"] == "crop"                 # digits: never
+    assert config("resnet56", "--dataset", "mnist")["augment"] == "crop"                 # digits: never flipped
+    assert config("resnet20", "--dataset", "fashion-mnist", "--augment", "auto")["augment"] == "crop"
     # what the command line gives wins; the paper's cuts follow --epochs
     c = config("resnet20", "--epochs", "8", "--lr", "0.05", "--augment", "none", "--optimizer", "adamw")
     assert (c["epochs"], c["milestones"], c["lr"], c["augment"]) == (8, [4, 6], 0.05, "none")
