@@ -2,7 +2,7 @@
 """Where a minicnn train step spends its time, op by op: wall time of every autograd Function's
 forward and backward, summed per Function class, averaged over the timed steps.
 
-    python bench/op_profile.py W1                 # a workload of bench/run.py (train ones: W1-W4, W7)
+    python bench/op_profile.py W1                 # a workload of bench/run.py (train ones: W1-W4, W7, W8)
     python bench/op_profile.py W2 --steps 5 --threads 1
     python bench/op_profile.py W3 --device cuda --batch-scale 4   # on the GPU (as run.py --device cuda)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark minicnn (and, with ``--compare torch``, PyTorch) on seven fixed workloads.
+"""Benchmark minicnn (and, with ``--compare torch``, PyTorch) on eight fixed workloads.
 
     python bench/run.py                                   # all workloads, minicnn only
     python bench/run.py --compare torch --markdown bench/RESULTS.md --json results.json
@@ -67,6 +67,8 @@ WORKLOADS = {
                options={"aux_logits": False}, warmup=1, iters=5),
     "W7": dict(model="alexnet", mode="train", batch=16, input=(3, 224, 224), classes=1000, options={},
                warmup=1, iters=5),
+    "W8": dict(model="resnet20", mode="train", batch=128, input=(3, 32, 32), classes=10, options={},
+               warmup=2, iters=10),
 }
 
 FRAMEWORKS = ("minicnn", "torch")

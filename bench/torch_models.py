@@ -299,13 +299,14 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block, layers, num_classes: int = 1000, in_channels: int = 3):
+    def __init__(self, block, layers, num_classes: int = 1000, in_channels: int = 3, stem: str = "imagenet"):
         super().__init__()
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        small = stem == "small"     # CIFAR scripts' ResNet-18: a 3x3/1 conv1 and no max-pool
+        self.conv1 = conv3x3(in_channels, 64) if small else nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.Identity() if small else nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
@@ -336,6 +337,53 @@ RESNET_LAYERS = {
 }
 
 
+
+# --------------------------------------------------------------------------- the ResNet paper's CIFAR networks
+
+class ShortcutA(nn.Module):
+    """Option A: the identity subsampled by ``stride`` and zero-padded with ``extra`` channels (half before)."""
+
+    def __init__(self, extra: int, stride: int = 2):
+        super().__init__()
+        self.extra, self.stride = extra, stride
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+
+
+class CifarResNet(nn.Module):
+    """He et al. 2016, section 4.2: a 3x3 stem of 16, three stages of ``n`` BasicBlocks (16, 32, 64 channels)."""
+
+    def __init__(self, n: int, num_classes: int = 10, in_channels: int = 3, shortcut: str = "A"):
+        super().__init__()
+        self.inplanes, self.shortcut = 16, shortcut
+        self.conv1, self.bn1 = conv3x3(in_channels, 16), nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(16, n)
+        self.layer2 = self._make_layer(32, n, stride=2)
+        self.layer3 = self._make_layer(64, n, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(64, num_classes)
+
+    def _make_layer(self, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = (ShortcutA(planes - self.inplanes, stride) if self.shortcut == "A" else
+                          nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes)))
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+CIFAR_RESNET_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
+
 # --------------------------------------------------------------------------- registry
 
 def get(name: str, num_classes: int = 1000, in_channels: int = 3, **options) -> nn.Module:
@@ -358,5 +406,7 @@ def get(name: str, num_classes: int = 1000, in_channels: int = 3, **options) -> 
         return GoogLeNet(num_classes, in_channels, **options)
     if name in RESNET_LAYERS:
         block, layers = RESNET_LAYERS[name]
-        return ResNet(block, layers, num_classes, in_channels)
+        return ResNet(block, layers, num_classes, in_channels, **options)
+    if name in CIFAR_RESNET_DEPTHS:
+        return CifarResNet(CIFAR_RESNET_DEPTHS[name], num_classes, in_channels, **options)
     raise ValueError(f"torch_models: unknown model {name!r}")

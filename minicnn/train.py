@@ -4,8 +4,8 @@
     python -m minicnn.train resnet18 --dataset fashion-mnist --limit-train 5000
     python -m minicnn.train lenet5 --resume runs/lenet5-20250101-120000   # continue an interrupted run
 
-Every option has a default chosen for the architecture (``--help`` lists them, and
-:data:`ARCH_DEFAULTS` holds them); options given on the command line win.
+Every option has a default chosen for the architecture and dataset (``--help`` lists them, and
+:data:`ARCH_DEFAULTS` and :mod:`minicnn.training.recipes` hold them); options given on the command line win.
 
 A run writes into its folder (``--out``, default ``runs/<arch>-<timestamp>``):
 
@@ -47,7 +47,7 @@ from .data import DataError
 from .data.datasets import DATASETS, canonical_name
 from .data.pipeline import DATASET_SHAPES, make_transform, normalization
 from .kernels.fast import memory, threads
-from .training import (find_resume_checkpoint, schedule_option_problem, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults,
+from .training import (find_resume_checkpoint, schedule_option_problem, ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, NonFiniteLossError, arch_defaults, recipes,
                        build_model, build_optimizer, build_scheduler, current_lr, fit, plot_curves,
                        restore_rng_state, rng_state, write_metrics_csv)
 from .training.job import DistributedJob, Job
@@ -63,7 +63,7 @@ def _per_arch(key, optimizer=None) -> str:
     for family in ARCH_DEFAULTS:
         d = arch_defaults(family)
         value = d["per_optimizer"][optimizer][key] if optimizer else d.get(key)
-        name = family if family in ("lenet5", "lenet5_keras", "alexnet", "googlenet") else family + "*"
+        name = family if family in ("lenet5", "lenet5_keras", "alexnet", "googlenet") or "/" in family else family + "*"
         by_value.setdefault("none" if value is None else f"{value:g}" if isinstance(value, float) else str(value),
                             []).append(name)
     return "; ".join(f"{', '.join(names)}: {value}" for value, names in by_value.items())
@@ -76,7 +76,7 @@ def _per_optimizer(key) -> str:
         own = [f"{name} {entry[name][key]:g}" for name in OPTIMIZER_DEFAULTS
                if name in entry and key in entry[name] and entry[name][key] != OPTIMIZER_DEFAULTS[name][key]]
         if own:
-            text += f"; {family if family in ('lenet5', 'alexnet', 'googlenet') else family + '*'}: {', '.join(own)}"
+            text += f"; {family if family in ('lenet5', 'alexnet', 'googlenet') or '/' in family else family + '*'}: {', '.join(own)}"
     return text
 
 
@@ -91,10 +91,10 @@ def make_parser():
         prog="python -m minicnn.train",
         description="Train a CNN of minicnn.architectures on MNIST, Fashion-MNIST or CIFAR-10. "
                     "Options left out take the architecture's defaults, listed per architecture family as "
-                    "'default: family: value; ...' (the table ARCH_DEFAULTS in minicnn/train.py). "
+                    "'default: family: value; ...' (ARCH_DEFAULTS in minicnn/training/setup.py; per dataset: the recipes below). "
                     "Example: python -m minicnn.train lenet5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
+        epilog=recipes.recipes_help() + "\n\nRun folder: config.json, metrics.csv, last.npz, best.npz, curves.png.\n"
                "Exit codes: 0 done, 1 error (disk, data, checkpoint, NaN/inf loss: one line, files already "
                "written are kept), 2 bad options (nothing written), 130 interrupted (Ctrl-C). "
                "--debug or MINICNN_DEBUG=1 prints the traceback of an error too.")
@@ -114,8 +114,8 @@ def make_parser():
                         "(default: the dataset's, 1 for (Fashion-)MNIST, 3 for CIFAR-10)")
     g.add_argument("--augment", choices=["auto", "none", "crop", "crop-flip"],
                    help="training augmentation: random shifts (crop: pad by 2 px (28 px images) or 4 px and "
-                        "crop back), plus horizontal flips (crop-flip); auto = crop-flip for CIFAR-10 and "
-                        f"Fashion-MNIST, crop for MNIST (default: {_per_arch('augment')})")
+                        "crop back), plus horizontal flips (crop-flip); auto = crop-flip for CIFAR-10, crop for "
+                        f"MNIST and Fashion-MNIST (default: {_per_arch('augment')}; recipes below)")
     g.add_argument("--limit-train", type=cli.positive_int, metavar="N",
                    help="train on the first N training images only (quick runs)")
     g.add_argument("--limit-test", type=cli.positive_int, metavar="N",
@@ -126,7 +126,7 @@ def make_parser():
     g.add_argument("--eval-batch-size", type=cli.positive_int,
                    help=f"batch size of evaluation (default: {_per_arch('eval_batch_size')})")
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"],
-                   help=f"optimizer; sgd uses Nesterov momentum (default: {_per_arch('optimizer')})")
+                   help=f"optimizer; sgd uses Nesterov momentum unless the recipe says nesterov False (default: {_per_arch('optimizer')})")
     g.add_argument("--lr", type=POSITIVE,
                    help=f"peak learning rate (default: {_per_optimizer('lr')})")
     g.add_argument("--momentum", type=cli.number_in(0, 1, high_open=True),
@@ -182,13 +182,13 @@ RESUME_OVERRIDABLE = {"device", "data_dir", "epochs", "log_every", "no_progress"
 def resolve_config(args, dataset_shapes=DATASET_SHAPES):
     """Fill the options the command line left out (``None``) with the architecture's defaults."""
     given = {k: v for k, v in vars(args).items() if v is not None}
-    d = arch_defaults(args.arch)
+    d = recipes.recipe_defaults(args.arch, given.get("dataset"))
     c = {k: given.get(k, d.get(k)) for k in COMMON_DEFAULTS}
     c["arch"] = args.arch
     c["dataset"] = canonical_name(c["dataset"])
     channels, native = dataset_shapes[c["dataset"]]
     c["in_channels"] = given.get("in_channels", channels)
-    c["image_size"] = native
+    c["image_size"], c["nesterov"] = native, d["nesterov"]     # SGD: Nesterov momentum unless the recipe says not
     c["input_size"] = given.get("input_size", d.get("input_size", native))
     c["eval_batch_size"] = given.get("eval_batch_size", d["eval_batch_size"])
     opt = c["optimizer"]
@@ -202,7 +202,7 @@ def resolve_config(args, dataset_shapes=DATASET_SHAPES):
     if c["schedule"] == "multistep" and c["milestones"] is None:
         c["milestones"] = sorted({max(1, c["epochs"] // 2), max(1, (3 * c["epochs"]) // 4)})
     if c["augment"] == "auto":
-        c["augment"] = "crop" if c["dataset"] == "mnist" else "crop-flip"      # digits must not be mirrored
+        c["augment"] = recipes.auto_augment(c["dataset"])      # digits must not be mirrored; see recipes.py
     c["mean"], c["std"] = normalization(c["dataset"], c["in_channels"])
     c["model_options"] = dict(args.model_option or [])
     c["classes"] = list(DATASETS[c["dataset"]].classes)

@@ -123,4 +123,4 @@ def test_op_profile_unknown_workload_is_one_line_exit_2():
     proc = subprocess.run([sys.executable, str(RUN.parent / "op_profile.py"), "W9"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and proc.stderr == (
-        "op_profile.py: error: argument workload: unknown workload 'W9'; choose from W1, W2, W3, W4, W5, W6, W7\n")
+        "op_profile.py: error: argument workload: unknown workload 'W9'; choose from W1, W2, W3, W4, W5, W6, W7, W8\n")

@@ -19,7 +19,8 @@ from conftest import REQUIRE_DATA, cuda
 pytestmark = cuda
 
 MODELS = [("lenet5", 32, {}), ("lenet5_keras", 32, {}), ("alexnet", 64, {}), ("vgg16_bn", 32, {}),
-          ("googlenet", 64, {}), ("resnet18", 32, {}), ("resnet50", 64, {})]
+          ("googlenet", 64, {}), ("resnet18", 32, {}), ("resnet50", 64, {}), ("resnet18", 16, {"stem": "small"}),
+          ("resnet20", 16, {}), ("resnet20", 16, {"shortcut": "B"})]
 
 
 def twin_models(name, options):

@@ -66,6 +66,22 @@ def test_stages_keep_the_last_of_each_size_when_there_are_too_many():
     assert [label for label, _ in stages] == ["conv1+bn1+relu", "layer1.1", "layer2.1", "layer3.1", "layer4.1"]
     assert [out.shape[1:] for _, out in stages] == [(64, 32, 32), (64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
 
+    small = architectures.get("resnet18", num_classes=10, in_channels=1, stem="small").eval()   # no max-pool
+    stages = V.stage_outputs(small, np.zeros((1, 1, 16, 16), np.float32))
+    assert [(label, out.shape[1:]) for label, out in stages] == [
+        ("layer1.1", (64, 16, 16)), ("layer2.1", (128, 8, 8)), ("layer3.1", (256, 4, 4)), ("layer4.1", (512, 2, 2))]
+
+
+def test_stages_and_saliency_of_the_papers_resnet20():
+    minicnn.manual_seed(0)
+    net = architectures.get("resnet20", in_channels=1).eval()
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    stages = V.stage_outputs(net, x)
+    assert [(label, out.shape[1:]) for label, out in stages] == [
+        ("layer1.2", (16, 28, 28)), ("layer2.2", (32, 14, 14)), ("layer3.2", (64, 7, 7))]
+    maps, pred, probs = V.saliency(net, x)        # the gradient flows back through the option-A shortcuts
+    assert maps.shape == (2, 28, 28) and maps.max() > 0 and pred.shape == (2,) and np.allclose(probs.sum(1), 1)
+
 
 def test_saliency_is_the_input_gradient_of_the_predicted_score(model, digits):
     x = V.prepare(digits[0][:2], CONFIG)

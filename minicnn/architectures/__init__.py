@@ -10,7 +10,8 @@ One file per family, each readable top to bottom with the paper it follows:
 * ``alexnet``   AlexNet (Krizhevsky et al. 2012), torchvision's single-GPU version;
 * ``vgg``       VGG-16 / VGG-19 with and without batch norm (Simonyan & Zisserman 2014);
 * ``googlenet`` GoogLeNet / Inception v1 (Szegedy et al. 2014) with its auxiliary classifiers;
-* ``resnet``    ResNet-18/34/50/101/152 (He et al. 2015).
+* ``resnet``    ResNet-18/34/50/101/152 (He et al. 2015), with ``stem="small"`` for 32x32 images;
+* ``resnet_cifar`` the paper's CIFAR ResNet-20/32/44/56/110 (option A or B shortcuts).
 
 Every model that torchvision also has uses torchvision's module names, so ``state_dict()``
 keys, shapes and order are the same as torchvision's (pretrained weights converted to
@@ -116,12 +117,14 @@ def check_input(x, model_name: str, in_channels: int, min_size: int | None = Non
 # Importing the family modules registers their builders; they use register() and check_input() above,
 # so these imports come after them (E402).
 from . import alexnet as alexnet, googlenet as googlenet, lenet as lenet, resnet as resnet, vgg as vgg  # noqa: E402
+from . import resnet_cifar as resnet_cifar  # noqa: E402
 from .alexnet import AlexNet as AlexNet  # noqa: E402
 from .googlenet import GoogLeNet as GoogLeNet, googlenet_loss as googlenet_loss  # noqa: E402
 from .lenet import LeNet5 as LeNet5, LeNet5Keras as LeNet5Keras  # noqa: E402
 from .resnet import BasicBlock as BasicBlock, Bottleneck as Bottleneck, ResNet as ResNet  # noqa: E402
+from .resnet_cifar import CifarResNet as CifarResNet, ShortcutA as ShortcutA  # noqa: E402
 from .vgg import VGG as VGG  # noqa: E402
 
 __all__ = ["register", "names", "get", "builder_options", "default_input_shape", "count_parameters", "check_input",
            "LeNet5", "LeNet5Keras", "AlexNet", "VGG", "GoogLeNet", "googlenet_loss",
-           "ResNet", "BasicBlock", "Bottleneck"]
+           "ResNet", "BasicBlock", "Bottleneck", "CifarResNet", "ShortcutA"]

@@ -32,6 +32,13 @@ Initialisation (torchvision's): convolutions Kaiming-normal (fan_out, ReLU gain)
 weight 1 and bias 0, fc PyTorch's default.  ``zero_init_residual=True`` sets the last batch
 norm weight of every block to 0, so each block starts as the identity (Goyal et al. 2017).
 
+Small images (``stem="small"``): the stem above shrinks a 32x32 image to 8x8 before layer1 and to
+1x1 in layer4.  ``stem="small"`` is the variant CIFAR training scripts use with ResNet-18: conv1 is
+a 3x3 stride-1 convolution (padding 1) and there is no max-pool (``maxpool`` is an ``nn.Identity``),
+so layer1 sees 32x32 maps and layer4 4x4 ones.  Every ``state_dict`` key stays torchvision's, and
+every shape too except ``conv1.weight`` (64, C, 3, 3) instead of (64, C, 7, 7): 11,681,832 parameters
+for ResNet-18 (1000 classes; 11,173,962 with 10).  It costs 16x the ImageNet stem's work at a given size.
+
 Input size: anything from 1x1 works structurally (the adaptive pool absorbs the rest);
 at 32x32 the last stage is 1x1, so training with batch norm then needs a batch of 2 or more.
 """
@@ -103,14 +110,20 @@ class ResNet(nn.Module):
     """torchvision's ResNet: ``block`` is BasicBlock or Bottleneck, ``layers`` the blocks per stage."""
 
     def __init__(self, block, layers, num_classes: int = 1000, zero_init_residual: bool = False,
-                 in_channels: int = 3):
+                 in_channels: int = 3, stem: str = "imagenet"):
         super().__init__()
-        self.in_channels = in_channels
+        if stem not in ("imagenet", "small"):
+            raise ValueError(f"ResNet: stem must be 'imagenet' (7x7/2 conv and max-pool) or 'small' (3x3/1 conv, "
+                             f"no max-pool, for 32x32 images), got {stem!r}")
+        self.in_channels, self.stem = in_channels, stem
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_channels, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        if stem == "small":
+            self.conv1 = conv3x3(in_channels, self.inplanes)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
@@ -156,36 +169,41 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def _resnet(block, layers, num_classes, in_channels, zero_init_residual):
+def _resnet(block, layers, num_classes, in_channels, zero_init_residual, stem):
     return ResNet(block, layers, num_classes=num_classes, zero_init_residual=zero_init_residual,
-                  in_channels=in_channels)
+                  in_channels=in_channels, stem=stem)
 
 
 @register("resnet18", input_shape=(3, 224, 224))
-def resnet18(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnet18(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
     """ResNet-18: BasicBlock x [2, 2, 2, 2] (11,689,512 parameters)."""
-    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, zero_init_residual)
+    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, zero_init_residual, stem)
 
 
 @register("resnet34", input_shape=(3, 224, 224))
-def resnet34(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnet34(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
     """ResNet-34: BasicBlock x [3, 4, 6, 3] (21,797,672 parameters)."""
-    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, zero_init_residual)
+    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, zero_init_residual, stem)
 
 
 @register("resnet50", input_shape=(3, 224, 224))
-def resnet50(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnet50(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False,
+             stem: str = "imagenet") -> ResNet:
     """ResNet-50: Bottleneck x [3, 4, 6, 3] (25,557,032 parameters)."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, zero_init_residual)
+    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, zero_init_residual, stem)
 
 
 @register("resnet101", input_shape=(3, 224, 224))
-def resnet101(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnet101(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False,
+              stem: str = "imagenet") -> ResNet:
     """ResNet-101: Bottleneck x [3, 4, 23, 3] (44,549,160 parameters)."""
-    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, zero_init_residual)
+    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, zero_init_residual, stem)
 
 
 @register("resnet152", input_shape=(3, 224, 224))
-def resnet152(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnet152(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False,
+              stem: str = "imagenet") -> ResNet:
     """ResNet-152: Bottleneck x [3, 8, 36, 3] (60,192,808 parameters)."""
-    return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels, zero_init_residual)
+    return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels, zero_init_residual, stem)

@@ -9,9 +9,11 @@ exported GoogLeNet (built with or without them) has the main logits as its only 
 """
 from __future__ import annotations
 
-from ..architectures import AlexNet, BasicBlock, Bottleneck, GoogLeNet, LeNet5, LeNet5Keras, ResNet, VGG
+import numpy as np
+
+from ..architectures import AlexNet, BasicBlock, Bottleneck, CifarResNet, GoogLeNet, LeNet5, LeNet5Keras, ResNet, ShortcutA, VGG
 from ..architectures.googlenet import BasicConv2d, Inception
-from .graph import register_converter
+from .graph import Value, register_converter
 
 
 @register_converter(LeNet5)
@@ -85,5 +87,33 @@ def _bottleneck(g, m, name, x):
 def _resnet(g, m, name, x):
     x = g.call(m.relu, f"{name}.relu", g.call(m.bn1, f"{name}.bn1", g.call(m.conv1, f"{name}.conv1", x)))
     for layer in ("maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"):
+        x = g.call(getattr(m, layer), f"{name}.{layer}", x)
+    return g.call(m.fc, f"{name}.fc", g.flatten(x, f"{name}.flatten"))
+
+
+# --------------------------------------------------------------------------- the ResNet paper's CIFAR networks
+
+@register_converter(ShortcutA)
+def _shortcut_a(g, m, name, x):
+    """Option A: Slice with steps (the stride-2 subsample), then Pad the channel axis with zeros."""
+    def ints(hint, values):
+        return g.const(f"{name}.{hint}", np.array(values, dtype=np.int64), dtype=np.int64)
+
+    y, out = x.name, m(x.tensor)
+    if m.stride != 1:
+        big = np.iinfo(np.int64).max
+        y = g.node("Slice", [y, ints("starts", [0, 0]), ints("ends", [big, big]), ints("axes", [2, 3]),
+                             ints("steps", [m.stride, m.stride])], f"{name}.subsample")
+    if m.extra:
+        before = m.extra // 2
+        y = g.node("Pad", [y, ints("pads", [0, before, 0, 0, 0, m.extra - before, 0, 0])], f"{name}.pad",
+                   mode="constant")
+    return Value(y, out)
+
+
+@register_converter(CifarResNet)
+def _cifar_resnet(g, m, name, x):
+    x = g.call(m.relu, f"{name}.relu", g.call(m.bn1, f"{name}.bn1", g.call(m.conv1, f"{name}.conv1", x)))
+    for layer in ("layer1", "layer2", "layer3", "avgpool"):
         x = g.call(getattr(m, layer), f"{name}.{layer}", x)
     return g.call(m.fc, f"{name}.fc", g.flatten(x, f"{name}.flatten"))

@@ -10,10 +10,11 @@
 from .loop import NonFiniteLossError, current_lr, evaluate, fit, train_one_epoch, training_loss
 from .setup import (ARCH_DEFAULTS, COMMON_DEFAULTS, OPTIMIZER_DEFAULTS, arch_defaults, build_model, build_optimizer,
                     build_scheduler, schedule_option_problem)
+from . import recipes as recipes
 from .state import (CSV_COLUMNS, default_out_dir, epoch_seed, find_resume_checkpoint, plot_curves, restore_rng_state, rng_state,
                     write_metrics_csv)
 
 __all__ = ["fit", "train_one_epoch", "evaluate", "training_loss", "current_lr", "NonFiniteLossError",
            "build_model", "build_optimizer", "build_scheduler", "arch_defaults", "ARCH_DEFAULTS", "COMMON_DEFAULTS",
            "OPTIMIZER_DEFAULTS", "epoch_seed", "rng_state", "restore_rng_state", "write_metrics_csv", "plot_curves",
-           "default_out_dir", "find_resume_checkpoint", "CSV_COLUMNS", "schedule_option_problem"]
+           "default_out_dir", "find_resume_checkpoint", "CSV_COLUMNS", "schedule_option_problem", "recipes"]

@@ -24,6 +24,10 @@ ARCH_DEFAULTS = {
     "resnet": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
                    schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
                    sgd=dict(lr=0.1, weight_decay=5e-4)),
+    # The ResNet paper's CIFAR networks: its CIFAR-10 recipe (minicnn/training/recipes.py writes it out).
+    "resnet20/32/44/56/110": dict(dataset="cifar10", input_size=32, epochs=164, batch_size=128, optimizer="sgd",
+                                  schedule="multistep", warmup_epochs=0.0, augment="auto", eval_batch_size=500,
+                                  sgd=dict(lr=0.1, weight_decay=1e-4)),
     "vgg": dict(dataset="cifar10", input_size=32, epochs=30, batch_size=128, optimizer="sgd",
                 schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
                 sgd=dict(lr=0.02, weight_decay=5e-4)),
@@ -34,6 +38,9 @@ ARCH_DEFAULTS = {
                       schedule="cosine", warmup_epochs=1, augment="auto", eval_batch_size=250,
                       sgd=dict(lr=0.05, weight_decay=5e-4)),
 }
+
+#: Architectures whose defaults sit under a family name that is not a prefix of theirs.
+FAMILIES = {f"resnet{depth}": "resnet20/32/44/56/110" for depth in (20, 32, 44, 56, 110)}
 
 #: Defaults shared by every architecture (an architecture's entry above overrides them).
 COMMON_DEFAULTS = dict(dataset="cifar10", input_size=32, epochs=10, batch_size=128, optimizer="sgd",
@@ -53,7 +60,7 @@ OPTIMIZER_DEFAULTS = {
 def arch_defaults(arch: str) -> dict:
     """The defaults for ``arch``: :data:`COMMON_DEFAULTS` overridden by its :data:`ARCH_DEFAULTS` entry."""
     defaults = dict(COMMON_DEFAULTS)
-    entry = ARCH_DEFAULTS.get(arch)
+    entry = ARCH_DEFAULTS.get(FAMILIES.get(arch, arch))
     if entry is None:   # by family: the longest prefix that matches
         family = max((k for k in ARCH_DEFAULTS if arch.startswith(k)), key=len, default=None)
         entry = ARCH_DEFAULTS.get(family, {})
@@ -83,7 +90,8 @@ def build_optimizer(model, config):
         groups.append({"params": no_decay, "weight_decay": 0.0})
     name, lr = config["optimizer"], config["lr"]
     if name == "sgd":
-        return optim.SGD(groups, lr=lr, momentum=config["momentum"], nesterov=config["momentum"] > 0)
+        nesterov = config.get("nesterov", True) and config["momentum"] > 0     # runs saved before recipes: Nesterov
+        return optim.SGD(groups, lr=lr, momentum=config["momentum"], nesterov=nesterov)
     if name == "adam":
         return optim.Adam(groups, lr=lr)
     if name == "adamw":

@@ -115,6 +115,12 @@ CASES = [
     Case("resnet152", 60_192_808, (2, 3, 32, 32), 1, keys=932, head=RESNET_HEAD,
          tail=("layer4.2.bn3.num_batches_tracked", "fc.weight", "fc.bias"),
          shapes={"layer2.7.conv2.weight": (128, 128, 3, 3), "layer3.35.conv3.weight": (1024, 256, 1, 1)}),
+    Case("resnet18", 11_681_832, (2, 3, 8, 8), 1, {"stem": "small"}, keys=122, head=RESNET_HEAD,
+         tail=("fc.weight", "fc.bias"), shapes={"conv1.weight": (64, 3, 3, 3), "layer4.1.conv2.weight": (512, 512, 3, 3)}),
+    Case("resnet20", 269_722, (2, 3, 8, 8), 1, num_classes=10, keys=116, head=RESNET_HEAD, tail=("fc.weight", "fc.bias"),
+         shapes={"conv1.weight": (16, 3, 3, 3), "layer3.2.conv2.weight": (64, 64, 3, 3), "fc.weight": (10, 64)}),
+    Case("resnet20", 272_474, (2, 3, 8, 8), 1, {"shortcut": "B"}, num_classes=10, keys=128, head=RESNET_HEAD,
+         tail=("fc.weight", "fc.bias"), shapes={"layer2.0.downsample.0.weight": (32, 16, 1, 1)}),
 ]
 
 
@@ -180,8 +186,8 @@ def expected_weight_std(case, module):
     family = case.name.split("_")[0].rstrip("0123456789")
     if family == "vgg":
         return np.sqrt(2 / fan_out) if conv else 0.01            # kaiming_normal_(fan_out, relu); normal(0, 0.01)
-    if family == "resnet":
-        return np.sqrt(2 / fan_out) if conv else 1 / np.sqrt(3 * fan_in)   # fc: PyTorch's default
+    if family == "resnet":    # the CIFAR ResNets: the paper's He init (fan_in); fc: PyTorch's default
+        return np.sqrt(2 / (fan_in if A.default_input_shape(case.name)[1] == 32 else fan_out)) if conv else 1 / np.sqrt(3 * fan_in)
     if family == "googlenet":
         return 0.01                                              # trunc_normal_(std=0.01)
     if family == "alexnet":
@@ -324,7 +330,8 @@ def test_training_step(built):
 
 def test_registry():
     expected = {"lenet5", "lenet5_keras", "alexnet", "vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "googlenet",
-                "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+                "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
     assert set(A.names()) == expected
     assert A.names() == sorted(A.names())
     with pytest.raises(KeyError, match="resnet18"):      # the message lists what exists
@@ -349,7 +356,7 @@ def test_register_a_new_architecture():
 
 
 @pytest.mark.parametrize("name,size", [("lenet5", 32), ("lenet5_keras", 32), ("alexnet", 64), ("googlenet", 32),
-                                       ("resnet18", 32), ("resnet50", 32)])
+                                       ("resnet18", 32), ("resnet50", 32), ("resnet20", 28)])
 def test_num_classes_and_in_channels(name, size):
     model = A.get(name, num_classes=7, in_channels=1)
     model.eval()

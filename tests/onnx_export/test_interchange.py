@@ -50,6 +50,9 @@ CASES = [
     Case("googlenet", (2, 3, 31, 31), {"aux_logits": True}), Case("googlenet", (2, 3, 32, 32), {"aux_logits": False}),
     Case("resnet18", (2, 3, 32, 32)), Case("resnet34", (2, 3, 32, 32)), Case("resnet50", (2, 3, 32, 32)),
     Case("resnet101", (2, 3, 32, 32)), Case("resnet152", (2, 3, 32, 32)),
+    Case("resnet18", (2, 3, 8, 8), {"stem": "small"}),
+    # the CIFAR ResNets: option A's subsample and zero channels become Slice + Pad; odd maps (9 -> 5 -> 3)
+    Case("resnet20", (2, 3, 9, 9)), Case("resnet20", (2, 1, 8, 8), {"shortcut": "B"}),
 ]
 
 

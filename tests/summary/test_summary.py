@@ -167,6 +167,9 @@ def test_cli_options_are_parsed_as_train_parses_them():
     for value, params in (("false", "61,750"), ("False", "61,750"), ("true", "60,850"), ("TRUE", "60,850")):
         result = run_cli("lenet5", "-o", f"c3_table={value}")
         assert result.returncode == 0 and f"Total params: {params}" in result.stdout, (value, result.stderr)
+    result = run_cli("resnet18", "-o", "stem=small", "--input", "3,32,32", "--num-classes", "10")
+    assert result.returncode == 0 and "Trainable params: 11,173,962" in result.stdout, result.stderr
+    assert "maxpool                Identity           [1, 64, 32, 32]" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -175,6 +178,8 @@ def test_cli_options_are_parsed_as_train_parses_them():
     (["lenet5", "-o", "c3_table=yes"], "lenet5 option c3_table takes true or false, got 'yes'"),
     (["lenet5", "-o", "=1"], "expected KEY=VALUE"),
     (["alexnet", "--input", "3,32,32"], "AlexNet: images must be at least 63x63, got 32x32"),
+    (["resnet18", "-o", "stem=tiny"], "ResNet: stem must be 'imagenet' (7x7/2 conv and max-pool) or 'small'"),
+    (["resnet20", "-o", "shortcut=C"], "CifarResNet: shortcut must be 'A' (zero-padded identity) or 'B'"),
 ])
 def test_cli_usage_errors_are_one_line_and_exit_2(args, message):
     result = run_cli(*args)
