@@ -256,7 +256,8 @@ class AbsFunction(Function):
 
 class ClampFunction(Function):
     """clamp(x, lo, hi) = min(max(x, lo), hi);  dx = g where lo <= x <= hi, dlo = g where x < lo (and
-    x <= hi), dhi = g where x > hi (each summed to its bound's shape), as in PyTorch."""
+    lo < hi), dhi = g where x > hi (or hi < lo: then the output is hi), each summed to its bound's shape,
+    as in PyTorch."""
 
     def forward(self, x, lo=None, hi=None):
         if lo is None and hi is None:
@@ -267,11 +268,11 @@ class ClampFunction(Function):
         out = x
         if lo is not None:
             self.inside &= x >= lo
-            self.below = (x < lo) if hi is None else (x < lo) & (x <= hi)
+            self.below = (x < lo) if hi is None else (x < lo) & (lo < hi)
             out = xp.maximum(out, lo)
         if hi is not None:
             self.inside &= x <= hi
-            self.above = x > hi
+            self.above = (x > hi) if lo is None else (x > hi) | (hi < lo)
             out = xp.minimum(out, hi)
         return out.astype(x.dtype, copy=False)
 
