@@ -125,8 +125,9 @@ def note_saved_versions(fn, args, result, tensor_type):
 
 
 def _kept(fn, array) -> bool:
-    """Whether ``fn`` kept ``array`` for its backward (as an attribute, or inside a tuple attribute)."""
-    return any(v is array or (type(v) is tuple and any(w is array for w in v)) for v in fn.__dict__.values())
+    """Whether ``fn`` kept ``array`` for its backward (as an attribute, or inside a tuple attribute: the
+    kernels' caches are NamedTuples)."""
+    return any(v is array or (isinstance(v, tuple) and any(w is array for w in v)) for v in fn.__dict__.values())
 
 
 def check_saved_versions(fn):

@@ -147,3 +147,16 @@ def test_hand_written_sgd_trains_lenet5_exactly_as_optim_sgd():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
     moved = [float(np.abs(a - before[name]).max()) for name, a in hand.state_dict().items()]
     assert min(moved) > 1e-6                   # every parameter was trained
+
+
+@pytest.mark.parametrize("layer", ["linear", "conv2d"])
+def test_a_weight_stepped_between_forward_and_backward_is_caught(layer):
+    """The kernels keep their inputs in NamedTuple caches: a weight changed in place before backward (an
+    optimizer step between forward and backward) raises, as in PyTorch, instead of a silently wrong gradient."""
+    x = minicnn.ones(2, 3, 4, 4, requires_grad=True) if layer == "conv2d" else minicnn.ones(2, 3, requires_grad=True)
+    w = minicnn.ones(4, 3, 3, 3, requires_grad=True) if layer == "conv2d" else minicnn.ones(4, 3, requires_grad=True)
+    y = F.conv2d(x, w) if layer == "conv2d" else F.linear(x, w)
+    with minicnn.no_grad():
+        w.mul_(3)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation.*expected version 0"):
+        y.sum().backward()
