@@ -121,7 +121,7 @@ def _clip(lib, norm_type, max_norm=1.0, value=None):
 
 
 @pytest.mark.parametrize("norm_type,max_norm,value", [(2.0, 1.0, None), (1, 5.0, None), (float("inf"), 3.0, None),
-                                                      (2.0, 1e9, None), (2.0, 1.0, 2.5)])
+                                                      (float("-inf"), 0.01, None), (2.0, 1e9, None), (2.0, 1.0, 2.5)])
 def test_clip_grad_as_pytorch(norm_type, max_norm, value):
     torch = _torch()
     mine, theirs = _clip(minicnn, norm_type, max_norm, value), _clip(torch, norm_type, max_norm, value)

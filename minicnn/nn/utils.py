@@ -29,8 +29,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return Tensor(np.zeros((), dtype=np.float32))
     xp = get_array_module(grads[0].data)
     if math.isinf(norm_type):
-        norms = [xp.abs(g.data).max() for g in grads]
-        total = xp.max(xp.stack(norms)) if norm_type > 0 else xp.min(xp.stack(norms))
+        largest = norm_type > 0                       # inf: the largest |g| of all; -inf: the smallest
+        norms = xp.stack([xp.abs(g.data).max() if largest else xp.abs(g.data).min() for g in grads])
+        total = norms.max() if largest else norms.min()
     else:
         norms = xp.stack([xp.linalg.norm(g.data.reshape(-1), ord=norm_type) for g in grads])
         total = xp.linalg.norm(norms, ord=norm_type)
@@ -38,8 +39,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
                            "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
                            "anyway, set `error_if_nonfinite=False`")
-    coef = min(float(max_norm) / (float(total) + 1e-6), 1.0)
-    for g in grads:
+    coef = Tensor(xp.minimum(float(max_norm) / (total + 1e-6), 1.0).astype(grads[0].dtype))   # on the device:
+    for g in grads:                                                                         # no host read
         g.mul_(coef)
     return Tensor(xp.asarray(total, dtype=grads[0].dtype))
 
