@@ -160,3 +160,12 @@ def test_a_weight_stepped_between_forward_and_backward_is_caught(layer):
         w.mul_(3)
     with pytest.raises(RuntimeError, match="modified by an inplace operation.*expected version 0"):
         y.sum().backward()
+
+
+def test_a_float_result_into_an_integer_tensor_raises_with_or_without_a_graph():
+    w = minicnn.tensor(np.array([0.5, 0.5]), requires_grad=True)
+    for other in (w, w.detach()):                 # recorded (w needs a gradient) or not: the same refusal
+        t = minicnn.tensor(np.array([1, 2]))
+        with pytest.raises(RuntimeError, match="can't be cast to the tensor's dtype int64"):
+            t += other
+        assert t.tolist() == [1, 2] and not t.requires_grad

@@ -62,6 +62,9 @@ def _modify(t, op, others, tracked, write):
         if result.shape != t.shape:
             raise RuntimeError(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast shape "
                                f"{tuple(result.shape)}")
+        if not np.can_cast(result.dtype, t.dtype, "same_kind"):      # as the no-grad branch: NumPy's rule
+            raise RuntimeError(f"{op}: the result can't be cast to the tensor's dtype {t.dtype} "
+                               f"(result type {result.dtype})")
         result = result.to(t.dtype)
         t._data, t._ctx, t.requires_grad = result._data, result._ctx, True
         return t
