@@ -57,7 +57,7 @@ class Function:
     def apply(cls, *args, **kwargs):
         fn = cls()
         tensors = [a for a in args if isinstance(a, Tensor)]
-        record = grad_mode.enabled and any(t.requires_grad for t in tensors)
+        record = grad_mode.is_grad_enabled() and any(t.requires_grad for t in tensors)
         if len(tensors) > 1:
             check_same_device(cls.__name__, tensors)
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad and record for a in args)

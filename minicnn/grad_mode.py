@@ -1,18 +1,27 @@
 """Grad mode: whether operations are recorded for backward. ``no_grad``, ``enable_grad``,
 ``inference_mode``, ``set_grad_enabled`` and ``is_grad_enabled``, with PyTorch's names.
 
-``minicnn.autograd`` reads ``enabled`` on every operation. This module imports nothing from minicnn.
+The mode belongs to the thread, as in PyTorch: a ``no_grad`` block in one thread leaves another
+thread's recording alone, and every new thread starts with recording on. ``minicnn.autograd`` reads
+``is_grad_enabled()`` on every operation. This module imports nothing from minicnn.
 """
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
 
-enabled = True
+
+class _State(threading.local):
+    enabled = True          # each thread's own flag, True in a new thread
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside ``no_grad()`` (or ``inference_mode()``, ``set_grad_enabled(False)``)."""
-    return enabled
+    """True unless inside ``no_grad()`` (or ``inference_mode()``, ``set_grad_enabled(False)``), in this thread."""
+    return _state.enabled
 
 
 class _GradMode:
@@ -21,21 +30,44 @@ class _GradMode:
     mode = True
 
     def __enter__(self):
-        global enabled
-        self._prev = enabled
-        enabled = self.mode
+        self._prev, _state.enabled = _state.enabled, self.mode
         return self
 
     def __exit__(self, *exc):
-        global enabled
-        enabled = self._prev
+        _state.enabled = self._prev
         return False
 
     def __call__(self, func):
+        if inspect.isgeneratorfunction(func):
+            return self._generator(func)
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with self._clone():
                 return func(*args, **kwargs)
+        return wrapper
+
+    def _generator(self, func):
+        """A decorated generator runs each of its steps in the mode (the caller's code between them does not)."""
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            gen = func(*args, **kwargs)
+            step, value = gen.send, None
+            while True:
+                try:
+                    with self._clone():
+                        out = step(value)
+                except StopIteration as stop:
+                    return stop.value
+                step = gen.send
+                try:
+                    value = yield out
+                except GeneratorExit:
+                    with self._clone():
+                        gen.close()
+                    raise
+                except BaseException as exc:          # thrown into the wrapper: on into the generator
+                    step, value = gen.throw, exc
         return wrapper
 
     def _clone(self):
@@ -73,16 +105,14 @@ class set_grad_enabled(_GradMode):
     inside a ``with`` block: the mode before the call comes back at its end."""
 
     def __init__(self, mode: bool):
-        global enabled
-        self._prev, self.mode = enabled, bool(mode)
-        enabled = self.mode
+        self._prev, self.mode = _state.enabled, bool(mode)
+        _state.enabled = self.mode
 
     def __enter__(self):
         return self
 
     def __call__(self, func):
-        global enabled
-        enabled = self._prev          # as a decorator: the mode changes only inside the calls
+        _state.enabled = self._prev   # as a decorator: the mode changes only inside the calls
         return super().__call__(func)
 
     def _clone(self):

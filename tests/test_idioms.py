@@ -178,3 +178,34 @@ def test_import_from_the_folder_that_holds_the_checkout(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == minicnn.__file__          # not None, as for a namespace package
+
+
+def test_grad_mode_belongs_to_the_thread_and_covers_a_decorated_generator():
+    import threading
+    inside, outside = threading.Event(), threading.Event()
+    seen = []
+
+    def other_thread():
+        with minicnn.no_grad():
+            inside.set()
+            outside.wait(5)
+        seen.append(minicnn.is_grad_enabled())
+
+    w = minicnn.ones(2, requires_grad=True)
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    inside.wait(5)
+    assert (w * 2).requires_grad and minicnn.is_grad_enabled()     # the other thread's no_grad is its own
+    outside.set()
+    worker.join()
+    assert seen == [True]
+
+    @minicnn.no_grad()
+    def doubled(xs):
+        for x in xs:
+            yield x * 2                     # each step runs without recording, as in PyTorch
+        return "done"
+
+    gen = doubled([w, w])
+    assert [t.requires_grad for t in gen] == [False, False]
+    assert (w * 2).requires_grad            # the caller's code between the steps records

@@ -54,7 +54,7 @@ class SetItemFunction(Function):
 def _modify(t, op, others, tracked, write):
     """The in-place change of ``t``: ``tracked()`` gives the differentiable result, ``write(array)``
     changes the array in place."""
-    if grad_mode.enabled and (t.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+    if grad_mode.is_grad_enabled() and (t.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
         if t.requires_grad and t._ctx is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation "
                                "(to update a parameter, do it under `with minicnn.no_grad():`)")
