@@ -236,16 +236,7 @@ extern "C" __global__ void bn_stats_block(const T* __restrict__ x, T* __restrict
             a += v;
             b += v * v;
         }
-        sa[threadIdx.x] = a;
-        sb[threadIdx.x] = b;
-        __syncthreads();
-        for (long long h = blockDim.x / 2; h > 0; h /= 2) {
-            if ((long long)threadIdx.x < h) {
-                sa[threadIdx.x] += sa[threadIdx.x + h];
-                sb[threadIdx.x] += sb[threadIdx.x + h];
-            }
-            __syncthreads();
-        }
+        block_sum2(sa, sb, a, b);
         if (threadIdx.x == 0) {
             const double d = sa[0] / M;
             double var = sb[0] / M - d * d;
@@ -275,16 +266,7 @@ extern "C" __global__ void bn_grad_sums_block(const T* __restrict__ g, const T* 
             a += (double)g[at];
             b += (double)g[at] * (double)xhat[at];
         }
-        sa[threadIdx.x] = a;
-        sb[threadIdx.x] = b;
-        __syncthreads();
-        for (long long h = blockDim.x / 2; h > 0; h /= 2) {
-            if ((long long)threadIdx.x < h) {
-                sa[threadIdx.x] += sa[threadIdx.x + h];
-                sb[threadIdx.x] += sb[threadIdx.x + h];
-            }
-            __syncthreads();
-        }
+        block_sum2(sa, sb, a, b);
         if (threadIdx.x == 0) {
             sum_g[c] = (T)sa[0];
             sum_gx[c] = (T)sb[0];
@@ -299,8 +281,23 @@ _BLOCK_PRELUDE = f"""
 #define BN_BLOCK {BN_BLOCK}
 #if !defined(__CUDACC__)      // the CPU stand-in runs one thread per block, one block: no shared state to sync
 #define __shared__ static
+#define __device__
 static inline void __syncthreads() {{}}
 #endif
+// Each thread's (a, b) into the block's shared sa, sb, then summed by a tree (blockDim.x a power of two):
+// the totals end in sa[0], sb[0], for every thread to read.
+__device__ inline void block_sum2(double* sa, double* sb, double a, double b) {{
+    sa[threadIdx.x] = a;
+    sb[threadIdx.x] = b;
+    __syncthreads();
+    for (long long h = blockDim.x / 2; h > 0; h /= 2) {{
+        if ((long long)threadIdx.x < h) {{
+            sa[threadIdx.x] += sa[threadIdx.x + h];
+            sb[threadIdx.x] += sb[threadIdx.x + h];
+        }}
+        __syncthreads();
+    }}
+}}
 """
 for _name in ("bn_stats_block", "bn_grad_sums_block"):
     _SOURCES[_name] = _BLOCK_PRELUDE + _SOURCES[_name]
